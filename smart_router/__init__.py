@@ -1,0 +1,1 @@
+"""The `smart-router` command line: one entry point for every deployable's commands."""

@@ -1,0 +1,3 @@
+from smart_router.cli import main
+
+raise SystemExit(main())

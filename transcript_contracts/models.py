@@ -1,0 +1,218 @@
+"""Documents of DESIGN.md §2 as pydantic models, each with a ``schema_version``.
+
+Documents we write are strict (unknown fields rejected) so that a typo never passes silently;
+the manifest comes from uploaders and tolerates extra fields for forward compatibility.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from itertools import pairwise
+from typing import Annotated, Final, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from transcript_contracts.keys import MAX_CHUNK_INDEX, check_key_characters, check_session_id
+
+SCHEMA_VERSION: Final = 1
+MAX_QUEUE_MESSAGE_BYTES: Final = 256 * 1024
+
+QueueReason = Literal["server_unhealthy", "retries_exhausted", "forced"]
+
+
+def _session_id(value: str) -> str:
+    return check_session_id(value)
+
+
+def _object_key(value: str) -> str:
+    check_key_characters(value)
+    return value
+
+
+def _finite(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number")
+    return value
+
+
+SessionId = Annotated[str, AfterValidator(_session_id)]
+ObjectKey = Annotated[str, AfterValidator(_object_key)]
+ChunkIndex = Annotated[int, Field(ge=0, le=MAX_CHUNK_INDEX, strict=True)]
+Seconds = Annotated[float, Field(ge=0), AfterValidator(_finite)]
+SchemaVersion = Literal[1]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WordTiming(_Strict):
+    start: Seconds
+    end: Seconds
+    word: str
+    probability: float | None = None
+
+
+class Segment(_Strict):
+    """A stretch of text with times in seconds (from the chunk's start in a chunk transcript)."""
+
+    start: Seconds
+    end: Seconds
+    text: str
+    words: list[WordTiming] | None = None
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> Segment:
+        if self.end < self.start:
+            raise ValueError(f"segment ends ({self.end}) before it starts ({self.start})")
+        return self
+
+
+class ManifestChunk(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    index: ChunkIndex
+    offset_s: Seconds | None = None
+
+
+class Manifest(BaseModel):
+    """``audio/{session_id}/manifest.json``: how many chunks make the session, optional offsets."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    session_id: SessionId
+    chunk_count: Annotated[int, Field(ge=1, le=MAX_CHUNK_INDEX + 1, strict=True)]
+    language: str | None = None
+    chunks: list[ManifestChunk] | None = None
+
+    @model_validator(mode="after")
+    def _chunks_consistent(self) -> Manifest:
+        if not self.chunks:
+            return self
+        seen: set[int] = set()
+        for chunk in self.chunks:
+            if chunk.index >= self.chunk_count:
+                raise ValueError(
+                    f"chunks[].index {chunk.index} is outside 0..{self.chunk_count - 1}"
+                )
+            if chunk.index in seen:
+                raise ValueError(f"chunks[].index {chunk.index} appears twice")
+            seen.add(chunk.index)
+        offsets = [
+            (c.index, c.offset_s)
+            for c in sorted(self.chunks, key=lambda c: c.index)
+            if c.offset_s is not None
+        ]
+        for (i_a, o_a), (i_b, o_b) in pairwise(offsets):
+            if o_b < o_a:
+                raise ValueError(
+                    f"offset_s must not decrease with the index: chunk {i_b} ({o_b}) "
+                    f"starts before chunk {i_a} ({o_a})"
+                )
+        return self
+
+    def offset_for(self, index: int) -> float | None:
+        for chunk in self.chunks or ():
+            if chunk.index == index:
+                return chunk.offset_s
+        return None
+
+
+class SourceObject(_Strict):
+    bucket: str = Field(min_length=3, max_length=63)
+    key: ObjectKey
+    etag: str = Field(min_length=1, max_length=128)
+
+    @field_validator("etag")
+    @classmethod
+    def _strip_quotes(cls, value: str) -> str:
+        # S3 quotes ETags in HEAD/GET responses but not in events: store one form.
+        return value.strip('"')
+
+
+class ChunkTranscript(_Strict):
+    """``transcripts/{session_id}/chunk-{index:04d}.json``."""
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    session_id: SessionId
+    chunk_index: ChunkIndex
+    source: SourceObject
+    language: str
+    model: str
+    duration_s: Seconds
+    text: str
+    segments: list[Segment]
+    processing_s: Seconds
+    created_at: datetime
+
+    @field_validator("created_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("created_at must carry a time zone")
+        return value.astimezone(UTC)
+
+
+class SessionChunk(_Strict):
+    chunk_index: ChunkIndex
+    offset_s: Seconds
+    duration_s: Seconds
+    source: SourceObject
+    language: str
+    model: str
+    text: str
+    segments: list[Segment]
+
+
+class SessionTranscript(_Strict):
+    """``transcripts/{session_id}/session.json``: chunks in index order, segments shifted."""
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    session_id: SessionId
+    chunk_count: Annotated[int, Field(ge=1, strict=True)]
+    language: str
+    models: list[str]
+    duration_s: Seconds
+    text: str
+    segments: list[Segment]
+    chunks: list[SessionChunk]
+    # The newest chunk's time, not "now": the same chunks must always give the same bytes.
+    created_at: datetime
+
+
+class QueueMessage(_Strict):
+    """The SQS work item: a pointer to the chunk, never the audio."""
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    bucket: str = Field(min_length=3, max_length=63)
+    key: ObjectKey
+    etag: str = Field(min_length=1, max_length=128)
+    session_id: SessionId
+    chunk_index: ChunkIndex
+    enqueued_at: datetime
+    reason: QueueReason
+
+    @field_validator("etag")
+    @classmethod
+    def _strip_quotes(cls, value: str) -> str:
+        return value.strip('"')
+
+    def to_body(self) -> str:
+        body = self.model_dump_json()
+        size = len(body.encode("utf-8"))
+        if size > MAX_QUEUE_MESSAGE_BYTES:
+            raise ValueError(f"queue message is {size} bytes, over {MAX_QUEUE_MESSAGE_BYTES}")
+        return body
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
