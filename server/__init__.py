@@ -1,0 +1,1 @@
+"""The transcription server: FastAPI over the Whisper engine (DESIGN.md §4)."""

@@ -59,19 +59,16 @@ class _Settings(BaseSettings):
     log_level: LogLevel = Field("INFO", description="Log level: DEBUG, INFO, WARNING or ERROR.")
 
 
-class StorageSettings(_Settings):
-    """Where audio and transcripts live; shared by the router and the worker."""
+class PrefixSettings(_Settings):
+    """Where audio and transcripts live under a bucket: the key layout."""
 
-    bucket_name: BucketName = Field(
-        description="S3 bucket that holds the audio chunks and the transcripts."
-    )
     audio_prefix: Prefix = Field("audio/", description="Key prefix of uploaded audio chunks.")
     transcript_prefix: Prefix = Field(
         "transcripts/", description="Key prefix under which transcripts are written."
     )
 
     @model_validator(mode="after")
-    def _prefixes_apart(self) -> StorageSettings:
+    def _prefixes_apart(self) -> PrefixSettings:
         try:
             self.layout  # noqa: B018 - built for its validation
         except KeyGrammarError as exc:
@@ -81,6 +78,14 @@ class StorageSettings(_Settings):
     @property
     def layout(self) -> KeyLayout:
         return KeyLayout(self.audio_prefix, self.transcript_prefix)
+
+
+class StorageSettings(PrefixSettings):
+    """The bucket and its layout; shared by the router and the worker."""
+
+    bucket_name: BucketName = Field(
+        description="S3 bucket that holds the audio chunks and the transcripts."
+    )
 
 
 class EngineSettings(_Settings):
@@ -127,6 +132,15 @@ class RouterSettings(StorageSettings):
     idempotency_table: str = Field(
         description="DynamoDB table of the Powertools Idempotency utility (duplicate events)."
     )
+    idempotency_ttl_s: int = Field(
+        172_800,
+        ge=3600,
+        le=30 * 86_400,
+        description=(
+            "How long the router remembers a processed (bucket, key, etag), seconds; covers "
+            "EventBridge's 24 h redelivery window and a night's queue."
+        ),
+    )
     force_queue: bool = Field(
         False, description="Maintenance switch: send every chunk to the queue, never forward."
     )
@@ -155,7 +169,7 @@ class RouterSettings(StorageSettings):
         return self
 
 
-class ServerSettings(EngineSettings):
+class ServerSettings(EngineSettings, PrefixSettings):
     """The transcription server (FastAPI)."""
 
     host: str = Field("127.0.0.1", description="Address the server listens on (--host).")
@@ -178,6 +192,21 @@ class ServerSettings(EngineSettings):
     )
     max_audio_seconds: float = Field(
         2 * 3600.0, gt=0, description="Longest accepted audio, seconds (422 above)."
+    )
+    fetch_timeout_s: float = Field(
+        30.0, gt=0, le=600, description="Total time allowed to fetch a URL or S3 input, seconds."
+    )
+    batch_max_size: int = Field(
+        8, ge=1, le=64, description="Most requests the inference worker batches together."
+    )
+    batch_max_wait_ms: int = Field(
+        20, ge=0, le=2000, description="How long the inference worker waits to fill a batch, ms."
+    )
+    max_pending: int = Field(
+        16,
+        ge=1,
+        le=1024,
+        description="Transcriptions waiting for the model before new ones get 503 + Retry-After.",
     )
 
     @model_validator(mode="after")

@@ -1,0 +1,59 @@
+"""Start the server: settings (fail fast), the bearer key (env or SSM), uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from pydantic import SecretStr
+
+from transcript_contracts.errors import SettingsError
+from transcript_contracts.settings import ServerSettings, load_settings
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_api_key(settings: ServerSettings) -> ServerSettings:
+    """Fetch the key from SSM SecureString when only its parameter name is configured."""
+    if settings.api_key is not None or not settings.api_key_parameter:
+        return settings
+    import boto3  # noqa: PLC0415
+
+    value = boto3.client("ssm").get_parameter(Name=settings.api_key_parameter, WithDecryption=True)
+    return settings.model_copy(update={"api_key": SecretStr(value["Parameter"]["Value"])})
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="listen address (default: HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="listen port (default: PORT, 8000)")
+
+
+def serve(host: str | None = None, port: int | None = None) -> int:
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    try:
+        settings = resolve_api_key(load_settings(ServerSettings, **overrides))
+    except SettingsError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    import uvicorn  # noqa: PLC0415
+
+    from server.app import create_app  # noqa: PLC0415
+    from server.runtime import Runtime  # noqa: PLC0415
+
+    app = create_app(Runtime(settings))
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server", description="Transcription server")
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return serve(args.host, args.port)

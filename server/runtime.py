@@ -1,0 +1,142 @@
+"""What a running server holds: settings, auth, the engine and its worker, metrics, clients.
+
+The engine is loaded in a background thread started by the app's lifespan, so that /health can
+answer "loading" (503) truthfully while the model loads, instead of the port staying closed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from server.inference import InferenceWorker, Transcriber
+from server.metrics import ServerMetrics
+from server.url_fetch import Resolver, system_resolver
+from transcript_contracts.settings import ServerSettings
+from whisper_engine.errors import WhisperEngineError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+logger = logging.getLogger(__name__)
+
+EngineLoader = Callable[[ServerSettings], Transcriber]
+
+
+def load_engine(settings: ServerSettings) -> Transcriber:
+    """The real engine: MODEL_ID, or the model prepared by `smart-router model prepare`."""
+    from whisper_engine.model import default_model_dir
+    from whisper_engine.transcriber import EngineOptions, WhisperEngine
+
+    model = settings.model_id or str(default_model_dir())
+    return WhisperEngine.load(
+        model, device=settings.device, options=EngineOptions(default_language=settings.language)
+    )
+
+
+def default_s3_client() -> S3Client:
+    import boto3
+
+    return boto3.client("s3")
+
+
+@dataclass
+class Runtime:
+    settings: ServerSettings
+    engine_loader: EngineLoader = load_engine
+    s3_factory: Callable[[], S3Client] = default_s3_client
+    resolver: Resolver = system_resolver
+    url_transport: httpx.BaseTransport | None = None
+    metrics: ServerMetrics = field(default_factory=ServerMetrics)
+    engine: Transcriber | None = None
+    worker: InferenceWorker | None = None
+    load_error: str | None = None
+    _s3: S3Client | None = None
+    _loader: threading.Thread | None = None
+
+    @property
+    def s3(self) -> S3Client:
+        if self._s3 is None:
+            self._s3 = self.s3_factory()
+        return self._s3
+
+    def start(self) -> None:
+        self._loader = threading.Thread(target=self._load, name="model-loader", daemon=True)
+        self._loader.start()
+
+    def wait_loaded(self, timeout_s: float) -> bool:
+        if self._loader is not None:
+            self._loader.join(timeout_s)
+        return self.worker is not None
+
+    def _load(self) -> None:
+        started = time.perf_counter()
+        try:
+            engine = self.engine_loader(self.settings)
+        except (WhisperEngineError, OSError, ValueError) as exc:
+            self.load_error = f"model failed to load: {exc}"
+            logger.error(self.load_error)
+            return
+        worker = InferenceWorker(
+            engine,
+            max_batch=self.settings.batch_max_size,
+            max_wait_s=self.settings.batch_max_wait_ms / 1000,
+            max_pending=self.settings.max_pending,
+            on_batch=self.metrics.batch_size.observe,
+        )
+        worker.start()
+        self.engine = engine
+        self.worker = worker
+        logger.info(
+            "model %s ready on %s in %.2f s",
+            engine.model_name,
+            engine.device,
+            time.perf_counter() - started,
+        )
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+        if self.engine is not None:
+            self.engine.unload()
+        self.worker = None
+        self.engine = None
+
+    def memory_usage(self) -> dict[str, int]:
+        usage = {"rss_bytes": _rss_bytes()}
+        gpu = self.gpu_memory_bytes()
+        if gpu is not None:
+            usage["gpu_allocated_bytes"] = gpu
+        return usage
+
+    def gpu_memory_bytes(self) -> int | None:
+        if self.engine is None or not self.engine.device.startswith("cuda"):
+            return None
+        import torch
+
+        allocated: Any = torch.cuda.memory_allocated()
+        return int(allocated)
+
+
+def gpu_available() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm", encoding="ascii") as statm:
+            pages = int(statm.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE")

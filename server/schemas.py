@@ -1,0 +1,70 @@
+"""Request and response bodies of the API (DESIGN.md §4)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
+
+
+class SegmentOut(BaseModel):
+    start: float
+    end: float
+    text: str
+
+
+class TranscriptionOut(BaseModel):
+    transcription: str
+    segments: list[SegmentOut]
+    duration: float
+    language: str
+    model: str
+    processing_time: float
+    gpu_memory_used: int | None = None
+
+
+class S3TranscriptionOut(TranscriptionOut):
+    s3_output_path: str | None = None
+    written: bool = Field(False, description="True if this call wrote the output object")
+    already_existed: bool = Field(
+        False, description="True if the output object was already there (P7: 412 is success)"
+    )
+
+
+class TranscribeS3In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    s3_input_path: str = Field(max_length=1100, examples=["s3://bucket/audio/s1/chunk-0001.mp3"])
+    s3_output_path: str | None = Field(
+        None, max_length=1100, examples=["s3://bucket/transcripts/s1/chunk-0001.json"]
+    )
+    language: str | None = Field(None, max_length=8, pattern=r"^(auto|[a-z]{2,3})$")
+
+
+class TranscribeUrlIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=2048, examples=["https://example.com/talk.mp3"])
+    language: str | None = Field(None, max_length=8, pattern=r"^(auto|[a-z]{2,3})$")
+
+
+class HealthOut(BaseModel):
+    status: Literal["healthy", "loading", "busy", "unavailable"]
+    model_loaded: bool
+    gpu_available: bool
+    device: str | None
+    model: str | None
+    memory_usage: dict[str, int]
+    queue_depth: int
+    detail: str | None = None
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    error: ErrorDetail
