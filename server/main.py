@@ -19,7 +19,7 @@ def resolve_api_key(settings: ServerSettings) -> ServerSettings:
     """Fetch the key from SSM SecureString when only its parameter name is configured."""
     if settings.api_key is not None or not settings.api_key_parameter:
         return settings
-    import boto3  # noqa: PLC0415
+    import boto3
 
     value = boto3.client("ssm").get_parameter(Name=settings.api_key_parameter, WithDecryption=True)
     return settings.model_copy(update={"api_key": SecretStr(value["Parameter"]["Value"])})
@@ -41,10 +41,10 @@ def serve(host: str | None = None, port: int | None = None) -> int:
     except SettingsError as exc:
         print(str(exc), file=sys.stderr)
         return 2
-    import uvicorn  # noqa: PLC0415
+    import uvicorn
 
-    from server.app import create_app  # noqa: PLC0415
-    from server.runtime import Runtime  # noqa: PLC0415
+    from server.app import create_app
+    from server.runtime import Runtime
 
     app = create_app(Runtime(settings))
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
@@ -55,5 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m server", description="Transcription server")
     add_arguments(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     return serve(args.host, args.port)

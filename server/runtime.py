@@ -80,7 +80,8 @@ class Runtime:
         started = time.perf_counter()
         try:
             engine = self.engine_loader(self.settings)
-        except (WhisperEngineError, OSError, ValueError) as exc:
+        except (WhisperEngineError, OSError, ValueError, ImportError, RuntimeError) as exc:
+            # Any failure to load leaves the server up and /health truthful (503 + reason).
             self.load_error = f"model failed to load: {exc}"
             logger.error(self.load_error)
             return

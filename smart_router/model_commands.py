@@ -89,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from whisper_engine.prepare import prepare_default_model  # noqa: PLC0415
+    from whisper_engine.prepare import prepare_default_model
 
     try:
         path = prepare_default_model(args.dest, cache_dir=args.cache_dir)
@@ -101,7 +101,7 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _import_ct2(args: argparse.Namespace) -> int:
-    from whisper_engine.ct2 import convert_ct2_to_transformers  # noqa: PLC0415
+    from whisper_engine.ct2 import convert_ct2_to_transformers
 
     try:
         path = convert_ct2_to_transformers(
@@ -115,7 +115,7 @@ def _import_ct2(args: argparse.Namespace) -> int:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from whisper_engine.model import default_model_dir  # noqa: PLC0415
+    from whisper_engine.model import default_model_dir
 
     directory: Path = args.directory or default_model_dir()
     try:
@@ -128,9 +128,9 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _describe(directory: Path) -> dict[str, Any]:
-    from whisper_engine.ct2 import is_converted_model, read_dims  # noqa: PLC0415
-    from whisper_engine.ct2_format import model_bin_parts, read_model_bin  # noqa: PLC0415
-    from whisper_engine.errors import ModelLoadError  # noqa: PLC0415
+    from whisper_engine.ct2 import is_converted_model, read_dims
+    from whisper_engine.ct2_format import model_bin_parts, read_model_bin
+    from whisper_engine.errors import ModelLoadError
 
     config_path = directory / "config.json"
     if (directory / "model.safetensors").is_file() and config_path.is_file():
@@ -153,7 +153,9 @@ def _describe(directory: Path) -> dict[str, Any]:
     try:
         parts = model_bin_parts(directory)
     except WhisperEngineError as exc:
-        raise ModelLoadError(f"{directory} is neither a transformers nor a CTranslate2 model") from exc
+        raise ModelLoadError(
+            f"{directory} is neither a transformers nor a CTranslate2 model"
+        ) from exc
     dims = read_dims(read_model_bin(parts))
     return {
         "format": "ctranslate2",
@@ -169,8 +171,8 @@ def _describe(directory: Path) -> dict[str, Any]:
 
 
 def _transcribe(args: argparse.Namespace) -> int:
-    from whisper_engine.model import default_model_dir  # noqa: PLC0415
-    from whisper_engine.transcriber import WhisperEngine  # noqa: PLC0415
+    from whisper_engine.model import default_model_dir
+    from whisper_engine.transcriber import WhisperEngine
 
     try:
         engine = WhisperEngine.load(args.model or default_model_dir(), device=args.device)

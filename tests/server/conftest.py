@@ -35,7 +35,7 @@ def make_settings(**overrides: Any) -> ServerSettings:
         "max_pending": 8,
     }
     values.update(overrides)
-    return ServerSettings(_env_file=None, **values)  # type: ignore[call-arg]
+    return ServerSettings(_env_file=None, **values)
 
 
 @pytest.fixture(scope="session")
@@ -98,9 +98,12 @@ class BlockingTranscriber:
         self.release.wait(30)
         return [
             TranscriptionResult(
-                text="x", segments=[Segment(0.0, 0.5, "x")], language="en",
-                duration_s=a.shape[0] / 16000, model="fake",
-            )  # fmt: skip
+                text="x",
+                segments=[Segment(0.0, 0.5, "x")],
+                language="en",
+                duration_s=a.shape[0] / 16000,
+                model="fake",
+            )
             for a in audios
         ]
 

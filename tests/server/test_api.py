@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import boto3
 import httpx
@@ -50,17 +51,26 @@ def test_transcribe_upload_real_speech(live: Live, english_wav: bytes) -> None:
     assert body["duration"] > 5
     assert body["segments"]
     assert all(s["end"] >= s["start"] for s in body["segments"])
-    assert set(body) >= {"transcription", "segments", "duration", "language", "model",
-                         "processing_time", "gpu_memory_used"}  # fmt: skip
+    assert set(body) >= {
+        "transcription",
+        "segments",
+        "duration",
+        "language",
+        "model",
+        "processing_time",
+        "gpu_memory_used",
+    }
 
 
 @pytest.mark.parametrize(("fmt", "starts"), [("text", ""), ("srt", "1\n00:00:"), ("vtt", "WEBVTT")])
 def test_transcribe_response_formats(live: Live, english_mp3: bytes, fmt: str, starts: str) -> None:
     client, _ = live
     response = client.post(
-        "/transcribe", headers=AUTH, files={"audio": ("a.mp3", english_mp3)},
+        "/transcribe",
+        headers=AUTH,
+        files={"audio": ("a.mp3", english_mp3)},
         data={"response_format": fmt, "language": "en"},
-    )  # fmt: skip
+    )
     assert response.status_code == 200, response.text
     assert response.text.startswith(starts)
     assert "walk in the park" in response.text.lower()
@@ -85,12 +95,16 @@ def test_transcribe_url_from_a_public_address(live: Live, english_mp3: bytes) ->
     client, runtime = live
     runtime.resolver = lambda host, port: ["93.184.215.14"]
     runtime.url_transport = httpx.MockTransport(lambda r: httpx.Response(200, content=english_mp3))
-    response = client.post("/transcribe-url", headers=AUTH,
-                           json={"url": "https://cdn.example/talk.mp3", "language": "en"})  # fmt: skip
+    response = client.post(
+        "/transcribe-url",
+        headers=AUTH,
+        json={"url": "https://cdn.example/talk.mp3", "language": "en"},
+    )
     assert response.status_code == 200, response.text
     assert wer(ENGLISH_TEXT, response.json()["transcription"]) <= ENGLISH_WER_BOUND
-    refused = client.post("/transcribe-url", headers=AUTH,
-                          json={"url": "https://169.254.169.254/latest/meta-data"})  # fmt: skip
+    refused = client.post(
+        "/transcribe-url", headers=AUTH, json={"url": "https://169.254.169.254/latest/meta-data"}
+    )
     assert refused.status_code == 400
     assert "not a public address" in refused.json()["error"]["message"]
 
@@ -114,7 +128,9 @@ def test_transcribe_s3_writes_the_chunk_transcript_once(live: Live, english_mp3:
         s3.get_object(Bucket=BUCKET, Key="transcripts/s1/chunk-0002.json")["Body"].read()
     )
     assert (stored.session_id, stored.chunk_index) == ("s1", 2)
-    assert stored.source.etag == s3.head_object(Bucket=BUCKET, Key="audio/s1/chunk-0002.mp3")["ETag"].strip('"')
+    assert stored.source.etag == s3.head_object(Bucket=BUCKET, Key="audio/s1/chunk-0002.mp3")[
+        "ETag"
+    ].strip('"')
     assert wer(ENGLISH_TEXT, stored.text) <= ENGLISH_WER_BOUND
     second = client.post("/transcribe-s3", headers=AUTH, json=request)
     assert second.status_code == 200
@@ -126,8 +142,13 @@ def test_transcribe_s3_writes_the_chunk_transcript_once(live: Live, english_mp3:
     from transcript_contracts.keys import parse_s3_uri
 
     before = s3.get_object(Bucket=BUCKET, Key="transcripts/s1/chunk-0002.json")["Body"].read()
-    assert put_create_only(s3, parse_s3_uri(request["s3_output_path"]), b"{}", "application/json") is False
-    assert s3.get_object(Bucket=BUCKET, Key="transcripts/s1/chunk-0002.json")["Body"].read() == before
+    assert (
+        put_create_only(s3, parse_s3_uri(request["s3_output_path"]), b"{}", "application/json")
+        is False
+    )
+    assert (
+        s3.get_object(Bucket=BUCKET, Key="transcripts/s1/chunk-0002.json")["Body"].read() == before
+    )
 
     bad = [
         ({**request, "s3_input_path": "s3://other-bucket/audio/s1/chunk-0002.mp3"}, 400),
@@ -145,9 +166,13 @@ def test_auth_on_everything_but_health(live: Live, english_wav: bytes) -> None:
     client, _ = live
     assert client.get("/health").status_code == 200
     for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": API_KEY}):
-        for method, path in (("get", "/metrics"), ("post", "/transcribe"),
-                             ("post", "/transcribe-s3"), ("post", "/transcribe-url"),
-                             ("post", "/v1/audio/transcriptions")):  # fmt: skip
+        for method, path in (
+            ("get", "/metrics"),
+            ("post", "/transcribe"),
+            ("post", "/transcribe-s3"),
+            ("post", "/transcribe-url"),
+            ("post", "/v1/audio/transcriptions"),
+        ):
             response = client.request(method, path, headers=headers)
             assert response.status_code == 401, (path, headers, response.text)
             assert response.json()["error"]["code"] == "unauthorized"
@@ -175,8 +200,11 @@ def test_bad_audio_gets_4xx_and_the_server_stays_up(
 
 def test_truncated_audio_is_refused(live: Live, english_wav: bytes) -> None:
     client, _ = live
-    response = client.post("/transcribe", headers=AUTH,
-                           files={"audio": ("t.wav", english_wav[: len(english_wav) // 3])})  # fmt: skip
+    response = client.post(
+        "/transcribe",
+        headers=AUTH,
+        files={"audio": ("t.wav", english_wav[: len(english_wav) // 3])},
+    )
     assert response.status_code in (415, 422), response.text
     _healthy(client)
 
@@ -195,7 +223,7 @@ def test_upload_over_the_cap_is_413_and_serving_goes_on(live: Live, english_wav:
 def test_chunked_upload_over_the_cap_is_413(live: Live) -> None:
     client, _ = live
 
-    def body() -> object:
+    def body() -> Iterator[bytes]:
         # No Content-Length: the cap must hold while the body streams in.
         yield b'--b\r\nContent-Disposition: form-data; name="audio"; filename="a.wav"\r\n\r\n'
         for _ in range(20):
@@ -211,8 +239,9 @@ def test_chunked_upload_over_the_cap_is_413(live: Live) -> None:
 def test_three_hour_file_over_the_duration_cap_is_422(live: Live, three_hour_flac: bytes) -> None:
     client, _ = live
     assert len(three_hour_flac) < MAX_UPLOAD
-    response = client.post("/transcribe", headers=AUTH,
-                           files={"audio": ("long.flac", three_hour_flac)})  # fmt: skip
+    response = client.post(
+        "/transcribe", headers=AUTH, files={"audio": ("long.flac", three_hour_flac)}
+    )
     assert response.status_code == 422
     assert "10800" in response.json()["error"]["message"]
     _healthy(client)
@@ -223,11 +252,18 @@ def test_metrics_count_requests_and_audio(live: Live, english_wav: bytes) -> Non
     client.post("/transcribe", headers=AUTH, files={"audio": ("a.wav", english_wav)})
     text = client.get("/metrics", headers=AUTH).text
     assert 'transcription_requests_total{route="/transcribe",status="200"}' in text
-    for name in ("transcription_audio_seconds_total", "transcription_real_time_factor_bucket",
-                 "transcription_queue_depth", "transcription_batch_size_bucket",
-                 "transcription_gpu_memory_bytes", "transcription_request_seconds_bucket"):  # fmt: skip
+    for name in (
+        "transcription_audio_seconds_total",
+        "transcription_real_time_factor_bucket",
+        "transcription_queue_depth",
+        "transcription_batch_size_bucket",
+        "transcription_gpu_memory_bytes",
+        "transcription_request_seconds_bucket",
+    ):
         assert name in text
-    audio = [line for line in text.splitlines() if line.startswith("transcription_audio_seconds_total")]
+    audio = [
+        line for line in text.splitlines() if line.startswith("transcription_audio_seconds_total")
+    ]
     assert float(audio[0].split()[-1]) > 5
 
 

@@ -89,12 +89,22 @@ def test_fetch_refuses_redirects_and_caps_size() -> None:
         lambda r: httpx.Response(302, headers={"location": "https://169.254.169.254/"})
     )
     with pytest.raises(ForbiddenInputError, match="redirects"):
-        fetch_url("https://cdn.example/a", max_bytes=10, timeout_s=5,
-                  resolver=public_resolver, transport=redirect)  # fmt: skip
+        fetch_url(
+            "https://cdn.example/a",
+            max_bytes=10,
+            timeout_s=5,
+            resolver=public_resolver,
+            transport=redirect,
+        )
     big = httpx.MockTransport(lambda r: httpx.Response(200, content=b"x" * 101))
     with pytest.raises(PayloadTooLargeError):
-        fetch_url("https://cdn.example/a", max_bytes=100, timeout_s=5,
-                  resolver=public_resolver, transport=big)  # fmt: skip
+        fetch_url(
+            "https://cdn.example/a",
+            max_bytes=100,
+            timeout_s=5,
+            resolver=public_resolver,
+            transport=big,
+        )
 
 
 def test_bearer_auth() -> None:
