@@ -6,7 +6,7 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from server.main import add_arguments  # noqa: PLC0415 - light: argparse only
+    from server.main import add_arguments
 
     parser = subparsers.add_parser(
         "serve",
@@ -20,6 +20,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from server.main import serve  # noqa: PLC0415
+    from server.main import serve
 
     return serve(args.host, args.port)

@@ -1,0 +1,233 @@
+"""What the router does with one object, as plain functions over typed inputs and injected
+dependencies (the Lambda handler is only the adapter around them).
+
+Audio chunk: HEAD the transcript (P3) → health check (P6) → POST /transcribe-s3 with backoff
+inside the time budget (P5) → on an unhealthy server or exhausted retries, exactly one queue
+message (P4). After a direct transcription, and on the manifest's own event, a complete session
+is stitched (P8).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import httpx
+
+from router.budget import TimeBudget
+from router.errors import ServerLookupError
+from router.server import ForwardResult, Timeouts, check_health, forward
+from router.services import ApiKeySource, ServerLocator, WorkQueue
+from transcript_contracts.errors import StitchError
+from transcript_contracts.keys import AudioChunkKey, KeyLayout, ManifestKey
+from transcript_contracts.models import QueueMessage, QueueReason, utc_now
+from transcript_contracts.settings import RouterSettings
+from transcript_store import InvalidDocumentError, StitchOutcome, TranscriptStore
+
+logger = logging.getLogger(__name__)
+
+RouteStatus = Literal["skipped", "forwarded", "queued", "manifest_checked", "ignored", "duplicate"]
+
+
+@dataclass(frozen=True, slots=True)
+class RouterDeps:
+    """Everything the routing functions touch, injected (fakes and moto in tests)."""
+
+    settings: RouterSettings
+    layout: KeyLayout
+    store: TranscriptStore
+    queue: WorkQueue
+    http: httpx.Client
+    locator: ServerLocator
+    api_key: ApiKeySource
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], datetime] = utc_now
+
+    @property
+    def forward_timeouts(self) -> Timeouts:
+        return Timeouts(connect=self.settings.connect_timeout_s, read=self.settings.read_timeout_s)
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkObject:
+    """One uploaded audio chunk: where it is, which version (etag), and its parsed key."""
+
+    bucket: str
+    etag: str
+    chunk: AudioChunkKey
+
+    @property
+    def key(self) -> str:
+        return self.chunk.key
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.chunk.key}"
+
+
+@dataclass(frozen=True, slots=True)
+class RouteOutcome:
+    """The invocation's result: small, JSON-able, and what the idempotency record stores."""
+
+    status: RouteStatus
+    uri: str | None = None
+    etag: str | None = None
+    # The queue reason, why the event was ignored, or why it was a duplicate.
+    reason: str | None = None
+    attempts: int = 0
+    message_id: str | None = None
+    stitch: StitchOutcome | None = None
+    stitch_error: str | None = None
+    duplicate: bool = field(default=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "uri": self.uri,
+            "etag": self.etag,
+            "reason": self.reason,
+            "attempts": self.attempts,
+            "message_id": self.message_id,
+            "stitch": self.stitch.to_dict() if self.stitch else None,
+            "stitch_error": self.stitch_error,
+            "duplicate": self.duplicate,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RouteOutcome:
+        stitch = data.get("stitch")
+        return cls(
+            status=data["status"],
+            uri=data.get("uri"),
+            etag=data.get("etag"),
+            reason=data.get("reason"),
+            attempts=int(data.get("attempts", 0)),
+            message_id=data.get("message_id"),
+            stitch=StitchOutcome.from_dict(stitch) if isinstance(stitch, Mapping) else None,
+            stitch_error=data.get("stitch_error"),
+            duplicate=bool(data.get("duplicate", False)),
+        )
+
+
+def try_stitch(
+    bucket: str, session_id: str, deps: RouterDeps
+) -> tuple[StitchOutcome | None, str | None]:
+    """Stitch the session if it is complete. Bad documents are data problems: logged and
+    reported, not retried (a fixed re-upload raises a new event). S3 failures raise."""
+    try:
+        outcome = deps.store.stitch_session_if_complete(bucket, session_id, deps.layout)
+    except (InvalidDocumentError, StitchError) as exc:
+        logger.error("session cannot be stitched: %s", exc, extra={"session_id": session_id})
+        return None, str(exc)
+    return outcome, None
+
+
+def _manifest_language(bucket: str, session_id: str, deps: RouterDeps) -> str | None:
+    try:
+        manifest = deps.store.load_manifest(bucket, session_id, deps.layout)
+    except InvalidDocumentError as exc:
+        logger.warning("manifest ignored for the language: %s", exc)
+        return None
+    return manifest.language if manifest else None
+
+
+def _enqueue(
+    obj: ChunkObject, reason: QueueReason, deps: RouterDeps, *, attempts: int = 0, why: str = ""
+) -> RouteOutcome:
+    message = QueueMessage(
+        bucket=obj.bucket,
+        key=obj.key,
+        etag=obj.etag,
+        session_id=obj.chunk.session_id,
+        chunk_index=obj.chunk.index,
+        enqueued_at=deps.clock(),
+        reason=reason,
+    )
+    message_id = deps.queue.send(message)
+    logger.info(
+        "chunk queued: %s", why or reason, extra={"reason": reason, "message_id": message_id}
+    )
+    return RouteOutcome(
+        "queued", obj.uri, obj.etag, reason=reason, attempts=attempts, message_id=message_id
+    )
+
+
+def transcribe_request(obj: ChunkObject, deps: RouterDeps, language: str | None) -> dict[str, Any]:
+    """The body of POST /transcribe-s3 (DESIGN.md §4)."""
+    output_key = deps.layout.transcript_for(obj.chunk)
+    body: dict[str, Any] = {
+        "s3_input_path": obj.uri,
+        "s3_output_path": f"s3://{obj.bucket}/{output_key}",
+    }
+    if language:
+        body["language"] = language
+    return body
+
+
+def route_chunk(obj: ChunkObject, budget: TimeBudget, deps: RouterDeps) -> RouteOutcome:
+    """Skip, forward or queue one audio chunk; raises only when the work must be retried."""
+    settings = deps.settings
+    transcript_key = deps.layout.transcript_for(obj.chunk)
+    if deps.store.transcript_exists(obj.bucket, transcript_key):
+        logger.info("transcript already exists: skipped", extra={"transcript": transcript_key})
+        # A crash between the transcript and the stitch heals here (create-only, so harmless).
+        stitch, stitch_error = try_stitch(obj.bucket, obj.chunk.session_id, deps)
+        return RouteOutcome("skipped", obj.uri, obj.etag, stitch=stitch, stitch_error=stitch_error)
+    if settings.force_queue:
+        return _enqueue(obj, "forced", deps, why="FORCE_QUEUE is set")
+
+    timeouts = deps.forward_timeouts
+    if not budget.fits(settings.health_timeout_s + timeouts.worst_case_s):
+        return _enqueue(
+            obj,
+            "retries_exhausted",
+            deps,
+            why=f"only {budget.remaining_s():.1f} s left: no time for a forward",
+        )
+    try:
+        base_url = deps.locator.base_url()
+    except ServerLookupError as exc:
+        return _enqueue(obj, "server_unhealthy", deps, why=str(exc))
+    if base_url is None:
+        return _enqueue(obj, "server_unhealthy", deps, why="no running transcription server")
+    health = check_health(deps.http, base_url, settings.health_timeout_s)
+    if not health.healthy:
+        return _enqueue(obj, "server_unhealthy", deps, why=health.reason)
+
+    body = transcribe_request(obj, deps, _manifest_language(obj.bucket, obj.chunk.session_id, deps))
+    result: ForwardResult = forward(
+        deps.http, base_url, deps.api_key.get(), body, timeouts, budget, deps.sleep
+    )
+    if not result.ok:
+        return _enqueue(
+            obj,
+            "retries_exhausted",
+            deps,
+            attempts=result.attempts,
+            why=f"{result.attempts} attempt(s), last: {result.detail}",
+        )
+    logger.info("chunk transcribed by the server", extra={"attempts": result.attempts})
+    stitch, stitch_error = try_stitch(obj.bucket, obj.chunk.session_id, deps)
+    return RouteOutcome(
+        "forwarded",
+        obj.uri,
+        obj.etag,
+        attempts=result.attempts,
+        stitch=stitch,
+        stitch_error=stitch_error,
+    )
+
+
+def handle_manifest(bucket: str, manifest: ManifestKey, deps: RouterDeps) -> RouteOutcome:
+    """A manifest arrived: if it completes the session, stitch it (P8)."""
+    stitch, stitch_error = try_stitch(bucket, manifest.session_id, deps)
+    return RouteOutcome(
+        "manifest_checked",
+        f"s3://{bucket}/{manifest.key}",
+        stitch=stitch,
+        stitch_error=stitch_error,
+    )

@@ -1,0 +1,131 @@
+"""The engine end to end on the real offline model (Whisper base) and espeak-ng speech.
+
+WER bounds were measured on this machine (Whisper base, espeak-ng voices, greedy, CPU):
+English 0.00 (wav) and 0.15 (mp3: the first words of the lossy copy come out wrong); Swedish
+0.53 (wav) and 0.60 (mp3). espeak's Swedish voice is hard for Whisper base. The bounds leave
+margin for other CPUs' float rounding, not for failures in kind (a loop, a dropped window or
+the wrong language gives a WER near or above 1).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tests.whisper_engine.speech import ENGLISH_TEXT, SWEDISH_TEXT, encode, wer
+from whisper_engine.audio import SAMPLE_RATE
+from whisper_engine.errors import (
+    AudioDecodeError,
+    AudioTooLongError,
+    TranscriptionError,
+    UnsupportedLanguageError,
+)
+
+pytestmark = pytest.mark.slow
+
+ENGLISH_MAX_WER = 0.25
+SWEDISH_MAX_WER = 0.8
+
+
+def _silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(seconds * SAMPLE_RATE), dtype=np.float32)
+
+
+@pytest.mark.parametrize(
+    ("voice", "text", "bound"),
+    [("en", ENGLISH_TEXT, ENGLISH_MAX_WER), ("sv", SWEDISH_TEXT, SWEDISH_MAX_WER)],
+)
+def test_wer_within_bound_for_wav_and_mp3(
+    engine: Any,
+    english_speech: np.ndarray,
+    swedish_speech: np.ndarray,
+    tmp_path: Path,
+    voice: str,
+    text: str,
+    bound: float,
+) -> None:
+    speech = english_speech if voice == "en" else swedish_speech
+    for ext in ("wav", "mp3"):
+        result = engine.transcribe(encode(speech, tmp_path / f"speech.{ext}"), language=voice)
+        assert wer(text, result.text) <= bound, (ext, result.text)
+        assert result.language == voice
+        assert result.duration_s == pytest.approx(speech.shape[0] / SAMPLE_RATE, abs=0.1)
+        assert result.timings.decode_s > 0
+        assert result.timings.total_s >= result.timings.inference_s > 0
+
+
+def test_silence_and_noise_give_empty_text(engine: Any) -> None:
+    noise = np.random.default_rng(0).normal(0, 0.05, 8 * SAMPLE_RATE).astype(np.float32)
+    hum = (0.2 * np.sin(2 * np.pi * 50 * np.arange(8 * SAMPLE_RATE) / SAMPLE_RATE)).astype(
+        np.float32
+    )
+    results = engine.transcribe_many([_silence(8), noise, hum], language="sv")
+    for result in results:
+        assert result.text == ""
+        assert result.segments == []
+
+
+def test_segments_are_offset_ordered_and_inside_the_chunk(
+    engine: Any, english_speech: np.ndarray, swedish_speech: np.ndarray
+) -> None:
+    # Over 30 s with long pauses: several windows, each cut in a silence.
+    audio = np.concatenate([_silence(6), english_speech, _silence(4), english_speech])
+    result = engine.transcribe(audio, language="en")
+    assert result.segments[0].start >= 5.5
+    previous_end = 0.0
+    for segment in result.segments:
+        assert previous_end - 0.05 <= segment.start <= segment.end <= result.duration_s
+        previous_end = segment.end
+    assert wer(f"{ENGLISH_TEXT} {ENGLISH_TEXT}", result.text) <= ENGLISH_MAX_WER
+    second_half = [
+        s for s in result.segments if s.start >= 6 + english_speech.shape[0] / SAMPLE_RATE
+    ]
+    assert second_half, "the second utterance's segments carry its offset"
+
+
+def test_batch_of_several_audios_matches_one_by_one(
+    engine: Any, english_speech: np.ndarray, swedish_speech: np.ndarray
+) -> None:
+    together = engine.transcribe_many([english_speech, swedish_speech], language=["en", "sv"])
+    alone = [
+        engine.transcribe(english_speech, language="en"),
+        engine.transcribe(swedish_speech, language="sv"),
+    ]
+    assert [r.text for r in together] == [r.text for r in alone]
+    assert [r.language for r in together] == ["en", "sv"]
+
+
+def test_language_detection(engine: Any, english_speech: np.ndarray) -> None:
+    result = engine.transcribe(english_speech, language="auto")
+    assert result.language == "en"
+    assert wer(ENGLISH_TEXT, result.text) <= ENGLISH_MAX_WER
+
+
+def test_bad_inputs_raise_typed_errors(engine: Any, english_speech: np.ndarray) -> None:
+    with pytest.raises(AudioDecodeError):
+        engine.transcribe(b"definitely not audio" * 50)
+    with pytest.raises(AudioTooLongError):
+        engine.transcribe(encode_bytes(english_speech), max_duration_s=2.0)
+    with pytest.raises(UnsupportedLanguageError):
+        engine.transcribe(english_speech, language="xx")
+
+
+def encode_bytes(samples: np.ndarray) -> bytes:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return encode(samples, Path(tmp) / "a.mp3").read_bytes()
+
+
+def test_unload_releases_the_model(model_dir: Path) -> None:
+    from whisper_engine.transcriber import EngineOptions, WhisperEngine
+
+    own = WhisperEngine.load(model_dir, device="cpu", options=EngineOptions(use_vad=False))
+    assert own.is_loaded
+    own.unload()
+    assert not own.is_loaded
+    with pytest.raises(TranscriptionError, match="unloaded"):
+        own.transcribe(_silence(1))
