@@ -235,11 +235,15 @@ class StandInServer:
         from transcript_store import TranscriptStore
 
         self.server_seconds: list[float] = []
+        self.server_cpu: list[float] = []
         store, layout = TranscriptStore(s3), KeyLayout()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # As uvicorn does: without it, headers and body go out as two segments and
+            # Nagle + delayed ACK add 40 ms to every response.
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 return
@@ -253,10 +257,12 @@ class StandInServer:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
+                cpu = time.thread_time()
                 self._reply(200, {"status": "healthy", "model_loaded": True, "queue_depth": 0})
+                owner.server_cpu.append(time.thread_time() - cpu)
 
             def do_POST(self) -> None:
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.thread_time()
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 source = parse_s3_uri(body["s3_input_path"])
                 chunk = layout.parse_audio_chunk(source.key)
@@ -264,6 +270,7 @@ class StandInServer:
                 store.write_chunk_transcript(source.bucket, transcript, layout)
                 owner.server_seconds.append(time.perf_counter() - started)
                 self._reply(200, {"transcription": transcript.text, "duration": 10.0})
+                owner.server_cpu.append(time.thread_time() - cpu)
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -274,6 +281,67 @@ class StandInServer:
         self.httpd.shutdown()
 
 
+class CallTimer:
+    """Wall time of each AWS API call (botocore) and each HTTP request (httpx) while
+    recording: what the router waits on."""
+
+    def __init__(self) -> None:
+        import botocore.client
+        import httpx
+
+        self.times: dict[str, list[float]] = {}
+        self._on = False
+        self._lock = threading.Lock()
+        base: Any = botocore.client.BaseClient  # _make_api_call is private: not in the stubs
+        api_call = base._make_api_call
+        send = httpx.Client.send
+        timer = self
+
+        def timed_api_call(client: Any, operation: str, params: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return api_call(client, operation, params)
+            finally:
+                timer._add(operation, time.perf_counter() - started)
+
+        def timed_send(client: Any, request: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return send(client, request, **kwargs)
+            finally:
+                timer._add(
+                    f"HTTP {request.method} {request.url.path}", time.perf_counter() - started
+                )
+
+        base._make_api_call = timed_api_call
+        httpx.Client.send = timed_send  # type: ignore[method-assign,assignment]
+
+    def _add(self, name: str, seconds: float) -> None:
+        if self._on:
+            with self._lock:
+                self.times.setdefault(name, []).append(seconds)
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[None]:
+        self._on = True
+        try:
+            yield
+        finally:
+            self._on = False
+
+    def reset(self) -> None:
+        self.times.clear()
+
+    def summary(self, chunks: int) -> dict[str, dict[str, float]]:
+        return {
+            name: {
+                "per_chunk": round(len(values) / chunks, 2),
+                "p50_ms": round(percentile(values, 50) * 1000, 2),
+            }
+            for name, values in sorted(self.times.items())
+        }
+
+
 def make_event(key: str, etag: str) -> dict[str, Any]:
     sample = json.loads((ROOT / "tests" / "events" / "s3_object_created.json").read_text())
     sample["id"] = str(uuid.uuid4())
@@ -282,7 +350,7 @@ def make_event(key: str, etag: str) -> dict[str, Any]:
     return dict(sample)
 
 
-def measure_latency(iterations: int, stitch_sessions: int) -> dict[str, Any]:
+def measure_latency(iterations: int, stitch_sessions: int, session_chunks: int) -> dict[str, Any]:
     with moto_server() as aws_url:
         os.environ.update(
             {
@@ -332,21 +400,28 @@ def measure_latency(iterations: int, stitch_sessions: int) -> dict[str, Any]:
             api_key="bench-key",
             idempotency_table=TABLE,
         )
+        calls = CallTimer()
         log_handler = handler.logger.registered_handler
         sink = io.StringIO()
         log_handler.setStream(sink)  # type: ignore[attr-defined]
 
+        router_cpu: list[float] = []
+
         def run_chunk(key: str) -> tuple[float, float, dict[str, Any]]:
             etag = s3.put_object(Bucket=BUCKET, Key=key, Body=b"ID3 bench")["ETag"].strip('"')
-            before = len(stand_in.server_seconds)
+            before, before_cpu = len(stand_in.server_seconds), len(stand_in.server_cpu)
             event = make_event(key, etag)
-            with contextlib.redirect_stdout(sink):
+            with contextlib.redirect_stdout(sink), calls.recording():
+                cpu = time.process_time()
                 started = time.perf_counter()
                 result = handler.lambda_handler(event, Context())
                 total = time.perf_counter() - started
+                cpu = time.process_time() - cpu
             if result["status"] != "forwarded":
                 raise RuntimeError(f"unexpected outcome {result}")
             server = sum(stand_in.server_seconds[before:])
+            # The stand-in runs in this process: its CPU is not the router's.
+            router_cpu.append(cpu - sum(stand_in.server_cpu[before_cpu:]))
             sink.seek(0)
             sink.truncate()
             return total, server, result
@@ -355,22 +430,36 @@ def measure_latency(iterations: int, stitch_sessions: int) -> dict[str, Any]:
             started = time.perf_counter()
             handler.set_app(build_app(settings))
             build_s = time.perf_counter() - started
-            s3.put_object(
-                Bucket=BUCKET,
-                Key="audio/steady/manifest.json",
-                Body=json.dumps({"session_id": "steady", "chunk_count": 100_000}).encode(),
-            )
-            first_total, first_server, _ = run_chunk("audio/steady/chunk-0.mp3")
-            for i in range(1, 11):  # warm-up: connection pools, lazy imports
-                run_chunk(f"audio/steady/chunk-{i}.mp3")
+
+            def steady_key(n: int) -> str:
+                """Sessions of ``session_chunks`` chunks, each with a manifest of 1000 chunks:
+                every chunk runs the stitch check (manifest + list), none completes."""
+                session, index = divmod(n, session_chunks)
+                if index == 0:
+                    s3.put_object(
+                        Bucket=BUCKET,
+                        Key=f"audio/steady-{session}/manifest.json",
+                        Body=json.dumps(
+                            {"session_id": f"steady-{session}", "chunk_count": 1000}
+                        ).encode(),
+                    )
+                return f"audio/steady-{session}/chunk-{index}.mp3"
+
+            first_total, first_server, _ = run_chunk(steady_key(0))
+            for n in range(1, 11):  # warm-up: connection pools, lazy imports
+                run_chunk(steady_key(n))
+            calls.reset()
+            router_cpu.clear()
             added: list[float] = []
             totals: list[float] = []
             servers: list[float] = []
-            for i in range(11, 11 + iterations):
-                total, server, _ = run_chunk(f"audio/steady/chunk-{i}.mp3")
+            for n in range(11, 11 + iterations):
+                total, server, _ = run_chunk(steady_key(n))
                 added.append(total - server)
                 totals.append(total)
                 servers.append(server)
+            steady_calls = calls.summary(iterations)
+            steady_cpu = list(router_cpu)
             stitch_added: list[float] = []
             for n in range(stitch_sessions):
                 session = f"stitch-{n}"
@@ -389,11 +478,14 @@ def measure_latency(iterations: int, stitch_sessions: int) -> dict[str, Any]:
             handler.set_app(None)
             stand_in.close()
         return {
+            "session_chunks": session_chunks,
             "build_app_ms": round(build_s * 1000, 1),
             "first_chunk_added_ms": round((first_total - first_server) * 1000, 1),
             "added": summary_ms(added),
             "handler_total": summary_ms(totals),
             "stand_in_server": summary_ms(servers),
+            "router_cpu": summary_ms(steady_cpu),
+            "calls_per_chunk": steady_calls,
             "last_chunk_with_stitch_added": summary_ms(stitch_added) if stitch_added else None,
         }
 
@@ -402,6 +494,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--stitch-sessions", type=int, default=20)
+    parser.add_argument("--session-chunks", type=int, default=50, help="chunks per session")
     parser.add_argument("--import-runs", type=int, default=10)
     parser.add_argument("--skip-build", action="store_true", help="import from the dev venv")
     parser.add_argument("--sam", default=shutil.which("sam"), help="sam executable (optional)")
@@ -422,7 +515,7 @@ def main() -> None:
         report["import_dev_venv"] = measure_import(ROOT, args.import_runs, isolated=False)
     if args.sam:
         report["sam_build"] = sam_build(args.sam)
-    report["latency"] = measure_latency(args.iterations, args.stitch_sessions)
+    report["latency"] = measure_latency(args.iterations, args.stitch_sessions, args.session_chunks)
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:

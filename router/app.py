@@ -13,9 +13,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 import boto3
+import botocore.session
 import httpx
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -26,6 +29,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
 )
 from botocore.config import Config
+from botocore.parsers import DEFAULT_TIMESTAMP_PARSER
 
 from router.budget import TimeBudget
 from router.events import ObjectEvent
@@ -50,6 +54,26 @@ AWS_CONFIG: Final = Config(
 )
 
 T = TypeVar("T")
+
+
+def fast_timestamp(value: Any) -> datetime:
+    """botocore's timestamp parser goes through dateutil for every timestamp of a response
+    (each key of a listing): ~5 ms of CPU per chunk. ISO 8601 via the standard library, the
+    rest (HTTP dates, epoch numbers) by botocore's own parser. Same values as botocore's."""
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return DEFAULT_TIMESTAMP_PARSER(value)
+        return parsed
+    return DEFAULT_TIMESTAMP_PARSER(value)
+
+
+def use_fast_timestamps(core: botocore.session.Session) -> None:
+    """Install ``fast_timestamp`` for every client of this botocore session."""
+    core.get_component("response_parser_factory").set_parser_defaults(
+        timestamp_parser=fast_timestamp
+    )
 
 
 def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
@@ -148,7 +172,10 @@ def build_app(
 ) -> RouterApp:
     """Settings (failing fast), clients and the app. Called once per container."""
     settings = settings or load_settings(RouterSettings)
-    session = session or boto3.session.Session()
+    if session is None:
+        core = botocore.session.get_session()
+        use_fast_timestamps(core)
+        session = boto3.session.Session(botocore_session=core)
     s3 = session.client("s3", config=AWS_CONFIG)
     sqs = session.client("sqs", config=AWS_CONFIG)
     dynamodb = session.client("dynamodb", config=AWS_CONFIG)
@@ -168,6 +195,7 @@ def build_app(
             ec2=ec2,
         ),
         api_key=ApiKeySource(key=settings.api_key, parameter=settings.api_key_parameter, ssm=ssm),
+        pool=ThreadPoolExecutor(max_workers=4, thread_name_prefix="router-io"),
         sleep=sleep,
     )
     persistence = DynamoDBPersistenceLayer(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -24,7 +25,7 @@ from router.server import ForwardResult, Timeouts, check_health, forward
 from router.services import ApiKeySource, ServerLocator, WorkQueue
 from transcript_contracts.errors import StitchError
 from transcript_contracts.keys import AudioChunkKey, KeyLayout, ManifestKey
-from transcript_contracts.models import QueueMessage, QueueReason, utc_now
+from transcript_contracts.models import Manifest, QueueMessage, QueueReason, utc_now
 from transcript_contracts.settings import RouterSettings
 from transcript_store import InvalidDocumentError, StitchOutcome, TranscriptStore
 
@@ -44,6 +45,8 @@ class RouterDeps:
     http: httpx.Client
     locator: ServerLocator
     api_key: ApiKeySource
+    # Runs independent S3 reads side by side (HEAD of the transcript, GET of the manifest).
+    pool: Executor
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], datetime] = utc_now
 
@@ -114,25 +117,29 @@ class RouteOutcome:
 
 
 def try_stitch(
-    bucket: str, session_id: str, deps: RouterDeps
+    bucket: str, session_id: str, deps: RouterDeps, manifest: Manifest | None = None
 ) -> tuple[StitchOutcome | None, str | None]:
     """Stitch the session if it is complete. Bad documents are data problems: logged and
-    reported, not retried (a fixed re-upload raises a new event). S3 failures raise."""
+    reported, not retried (a fixed re-upload raises a new event). S3 failures raise.
+    ``manifest``: an existing manifest already read (None: read it now)."""
     try:
-        outcome = deps.store.stitch_session_if_complete(bucket, session_id, deps.layout)
+        outcome = deps.store.stitch_session_if_complete(
+            bucket, session_id, deps.layout, manifest=manifest
+        )
     except (InvalidDocumentError, StitchError) as exc:
         logger.error("session cannot be stitched: %s", exc, extra={"session_id": session_id})
         return None, str(exc)
     return outcome, None
 
 
-def _manifest_language(bucket: str, session_id: str, deps: RouterDeps) -> str | None:
+def _load_manifest(bucket: str, session_id: str, deps: RouterDeps) -> Manifest | None:
+    """The manifest for the forward's language; an invalid one is ignored here (the stitch
+    reports it)."""
     try:
-        manifest = deps.store.load_manifest(bucket, session_id, deps.layout)
+        return deps.store.load_manifest(bucket, session_id, deps.layout)
     except InvalidDocumentError as exc:
         logger.warning("manifest ignored for the language: %s", exc)
         return None
-    return manifest.language if manifest else None
 
 
 def _enqueue(
@@ -168,17 +175,32 @@ def transcribe_request(obj: ChunkObject, deps: RouterDeps, language: str | None)
     return body
 
 
+def _skip(
+    obj: ChunkObject, transcript_key: str, deps: RouterDeps, manifest: Manifest | None
+) -> RouteOutcome:
+    logger.info("transcript already exists: skipped", extra={"transcript": transcript_key})
+    # A crash between the transcript and the stitch heals here (create-only, so harmless).
+    stitch, stitch_error = try_stitch(obj.bucket, obj.chunk.session_id, deps, manifest)
+    return RouteOutcome("skipped", obj.uri, obj.etag, stitch=stitch, stitch_error=stitch_error)
+
+
 def route_chunk(obj: ChunkObject, budget: TimeBudget, deps: RouterDeps) -> RouteOutcome:
     """Skip, forward or queue one audio chunk; raises only when the work must be retried."""
     settings = deps.settings
     transcript_key = deps.layout.transcript_for(obj.chunk)
-    if deps.store.transcript_exists(obj.bucket, transcript_key):
-        logger.info("transcript already exists: skipped", extra={"transcript": transcript_key})
-        # A crash between the transcript and the stitch heals here (create-only, so harmless).
-        stitch, stitch_error = try_stitch(obj.bucket, obj.chunk.session_id, deps)
-        return RouteOutcome("skipped", obj.uri, obj.etag, stitch=stitch, stitch_error=stitch_error)
     if settings.force_queue:
+        if deps.store.transcript_exists(obj.bucket, transcript_key):
+            return _skip(obj, transcript_key, deps, None)
         return _enqueue(obj, "forced", deps, why="FORCE_QUEUE is set")
+
+    # The manifest (the forward's language, the stitch check) is read while the HEAD runs.
+    manifest_job = deps.pool.submit(_load_manifest, obj.bucket, obj.chunk.session_id, deps)
+    try:
+        exists = deps.store.transcript_exists(obj.bucket, transcript_key)
+    finally:
+        manifest = manifest_job.result()
+    if exists:
+        return _skip(obj, transcript_key, deps, manifest)
 
     timeouts = deps.forward_timeouts
     if not budget.fits(settings.health_timeout_s + timeouts.worst_case_s):
@@ -198,7 +220,7 @@ def route_chunk(obj: ChunkObject, budget: TimeBudget, deps: RouterDeps) -> Route
     if not health.healthy:
         return _enqueue(obj, "server_unhealthy", deps, why=health.reason)
 
-    body = transcribe_request(obj, deps, _manifest_language(obj.bucket, obj.chunk.session_id, deps))
+    body = transcribe_request(obj, deps, manifest.language if manifest else None)
     result: ForwardResult = forward(
         deps.http, base_url, deps.api_key.get(), body, timeouts, budget, deps.sleep
     )
@@ -211,7 +233,9 @@ def route_chunk(obj: ChunkObject, budget: TimeBudget, deps: RouterDeps) -> Route
             why=f"{result.attempts} attempt(s), last: {result.detail}",
         )
     logger.info("chunk transcribed by the server", extra={"attempts": result.attempts})
-    stitch, stitch_error = try_stitch(obj.bucket, obj.chunk.session_id, deps)
+    # A manifest read before the forward is reused; an absent one is read again (it may have
+    # arrived meanwhile, and its own event may have seen this chunk still missing).
+    stitch, stitch_error = try_stitch(obj.bucket, obj.chunk.session_id, deps, manifest)
     return RouteOutcome(
         "forwarded",
         obj.uri,

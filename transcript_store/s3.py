@@ -286,18 +286,30 @@ class TranscriptStore:
     # -- sessions --------------------------------------------------------------------------
 
     def stitch_session_if_complete(
-        self, bucket: str, session_id: str, layout: KeyLayout
+        self,
+        bucket: str,
+        session_id: str,
+        layout: KeyLayout,
+        *,
+        manifest: Manifest | None = None,
     ) -> StitchOutcome:
         """Write session.{json,txt,srt,vtt} create-only when the session is complete (P8).
+
+        ``manifest``: one the caller already read (saves a GET); None reads it now. Pass only
+        a manifest that exists: "absent" must be re-checked after the caller's own write, or a
+        manifest uploaded in between would leave the session unstitched.
 
         Raises InvalidDocumentError for a bad manifest or chunk transcript, StitchError
         (contracts) when they disagree, StorageError for S3 failures.
         """
-        manifest = self.load_manifest(bucket, session_id, layout)
-        indices = self.list_chunk_transcript_indices(bucket, session_id, layout)
-        state = check_completeness(session_id, manifest, indices)
+        if manifest is None:
+            manifest = self.load_manifest(bucket, session_id, layout)
+        elif manifest.session_id != session_id:
+            raise ValueError(f"manifest of session {manifest.session_id!r}, not {session_id!r}")
         if manifest is None:
             return StitchOutcome("no_manifest", session_id)
+        indices = self.list_chunk_transcript_indices(bucket, session_id, layout)
+        state = check_completeness(session_id, manifest, indices)
         if state.unexpected:
             logger.warning(
                 "chunk transcripts past the manifest's chunk_count are not stitched",

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import boto3
+import botocore.session
 import httpx
 import pytest
 import respx
@@ -24,7 +25,7 @@ from mypy_boto3_sqs import SQSClient
 from mypy_boto3_ssm import SSMClient
 
 from router import handler
-from router.app import RouterApp, build_app
+from router.app import RouterApp, build_app, use_fast_timestamps
 from tests.transcript_store.factories import BUCKET, chunk_transcript
 from tests.transcript_store.moto_atomic import atomic_conditional_writes
 from transcript_contracts.keys import KeyLayout, parse_s3_uri
@@ -38,7 +39,9 @@ API_KEY_PARAMETER = "/transcription/api-key"
 TABLE = "router-idempotency-test"
 QUEUE = "transcription-work-test"
 # One session for every app the tests build: it caches the parsed service models.
-SESSION = boto3.session.Session()
+CORE = botocore.session.get_session()
+use_fast_timestamps(CORE)  # as build_app does with the session it makes
+SESSION = boto3.session.Session(botocore_session=CORE)
 HEALTHY = {
     "status": "healthy",
     "model_loaded": True,
@@ -220,6 +223,7 @@ class FakeServer:
         self.health_status = 200
         self.health_body: dict[str, Any] = dict(HEALTHY)
         self.plan: list[int | Exception] = []
+        self.before_write: Callable[[dict[str, Any]], object] | None = None
         self.after_write: Callable[[dict[str, Any]], object] | None = None
         self.health = mock.get(f"{SERVER}/health").mock(side_effect=self._health)
         self.transcribe = mock.post(f"{SERVER}/transcribe-s3").mock(side_effect=self._transcribe)
@@ -241,6 +245,8 @@ class FakeServer:
         chunk = self._aws.layout.parse_audio_chunk(source.key)
         etag = self._aws.store.object_etag(source.bucket, source.key) or "missing"
         transcript = chunk_transcript(chunk.session_id, chunk.index, etag=etag)
+        if self.before_write is not None:
+            self.before_write(body)
         assert output.key == self._aws.layout.transcript_for(chunk)
         self._aws.store.write_chunk_transcript(output.bucket, transcript, self._aws.layout)
         if self.after_write is not None:

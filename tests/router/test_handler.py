@@ -32,6 +32,9 @@ from transcript_contracts.models import QueueMessage
 from transcript_contracts.stitcher import stitch
 from transcript_store import StorageError
 
+# An invocation that raises publishes no metrics; Powertools warns about that.
+pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
+
 CHUNK = "audio/s1/chunk-0003.mp3"
 TRANSCRIPT = "transcripts/s1/chunk-0003.json"
 
@@ -587,6 +590,26 @@ def test_manifest_arriving_last_triggers_the_stitch(
     again = invoke(object_created(BUCKET, manifest_key, "m-etag"), clock)
     assert again["stitch"]["status"] == "already_stitched"
     assert server.transcribe.call_count == 3
+
+
+def test_manifest_arriving_during_the_last_forward_still_stitches(
+    aws: Aws, app: RouterApp, server: FakeServer, clock: Clock
+) -> None:
+    # Chunk 0 is done; chunk 1 is being transcribed when the manifest lands. The manifest's
+    # event sees chunk 1 missing; the chunk's own stitch check must read the manifest again.
+    aws.store.write_chunk_transcript(BUCKET, chunk_transcript("s10", 0), aws.layout)
+    manifest_results: list[dict[str, Any]] = []
+
+    def manifest_lands(body: dict[str, Any]) -> None:
+        key = aws.put_manifest("s10", 2)
+        manifest_results.append(invoke(object_created(BUCKET, key, "m"), clock))
+
+    server.before_write = manifest_lands
+    result = invoke(put_same_audio(aws, "s10", 1), clock)
+    assert manifest_results[0]["stitch"]["status"] == "incomplete"
+    assert manifest_results[0]["stitch"]["missing"] == [1]
+    assert result["stitch"]["status"] == "stitched"
+    assert set(session_files(aws, "s10")) == {"json", "txt", "srt", "vtt"}
 
 
 def test_manifest_before_the_chunks_waits(
