@@ -153,13 +153,31 @@ def sam_build(sam: str) -> dict[str, Any]:
 
 # -- 2. cold import -------------------------------------------------------------------------
 
+
+def cpu_reference_ms() -> float:
+    """This machine's speed right now (it shares its CPUs): a fixed pure-Python loop, best of
+    three. Timings above are comparable across runs only at a similar reference."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(3_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
+
+
+# The handler, and alone: boto3 (the floor of any handler using it) and the X-Ray SDK that
+# Powertools Tracer imports (its recorder builds two botocore clients for sampling at import).
+IMPORT_YARDSTICKS: Final = ("router.handler", "boto3", "aws_xray_sdk.core")
+
 _IMPORT_CODE = """
 import sys, time
 sys.path.insert(0, {path!r})
 t = time.perf_counter()
-import router.handler
+import {module}
 elapsed = time.perf_counter() - t
-assert router.handler.__file__.startswith({path!r}), router.handler.__file__
+assert {module}.__file__.startswith({path!r}), {module}.__file__
 heavy = sorted(
     m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy', 'fastapi', 'transformers')
 )
@@ -168,27 +186,37 @@ print(elapsed, len(sys.modules), ','.join(heavy))
 
 
 def measure_import(package: Path, runs: int, *, isolated: bool) -> dict[str, Any]:
-    """``isolated``: only the package on sys.path (-S); else the dev venv (site-packages)."""
+    """``isolated``: only the package on sys.path (-S); else the dev venv (site-packages).
+    Each run imports ``router.handler`` in a fresh interpreter; boto3 and the X-Ray SDK alone
+    are measured alternately as yardsticks."""
     env = {"PATH": os.environ.get("PATH", ""), **LAMBDA_ENV}
     args = [sys.executable, *(["-S"] if isolated else []), "-c"]
-    times: list[float] = []
+    times: dict[str, list[float]] = {m: [] for m in IMPORT_YARDSTICKS}
     modules = 0
     with tempfile.TemporaryDirectory() as cwd:
         for i in range(runs + 1):
-            out = subprocess.run(  # noqa: S603 - this interpreter, our own code
-                [*args, _IMPORT_CODE.format(path=str(package))],
-                env=env,
-                cwd=cwd,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.split()
-            if len(out) > 2 and out[2]:
-                raise RuntimeError(f"heavy modules imported: {out[2]}")
-            if i:  # the first run warms the page cache and writes any missing .pyc
-                times.append(float(out[0]))
-                modules = int(out[1])
-    return {**summary_ms(times), "modules": modules}
+            for module in IMPORT_YARDSTICKS:
+                if module != "router.handler" and not isolated:
+                    continue
+                out = subprocess.run(  # noqa: S603 - this interpreter, our own code
+                    [*args, _IMPORT_CODE.format(path=str(package), module=module)],
+                    env=env,
+                    cwd=cwd,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.split()
+                if len(out) > 2 and out[2]:
+                    raise RuntimeError(f"heavy modules imported: {out[2]}")
+                if i:  # the first run warms the page cache and writes any missing .pyc
+                    times[module].append(float(out[0]))
+                    if module == "router.handler":
+                        modules = int(out[1])
+    result: dict[str, Any] = {**summary_ms(times["router.handler"]), "modules": modules}
+    if isolated:
+        result["boto3_alone"] = summary_ms(times["boto3"])
+        result["xray_sdk_alone"] = summary_ms(times["aws_xray_sdk.core"])
+    return result
 
 
 # -- 3. added latency -----------------------------------------------------------------------
@@ -504,6 +532,8 @@ def main() -> None:
     report: dict[str, Any] = {
         "python": sys.version.split()[0],
         "cpus": os.cpu_count(),
+        "load_average_before": [round(x, 2) for x in os.getloadavg()],
+        "cpu_reference_ms_before": cpu_reference_ms(),
     }
     with tempfile.TemporaryDirectory() as tmp:
         if not args.skip_build:
@@ -516,6 +546,8 @@ def main() -> None:
     if args.sam:
         report["sam_build"] = sam_build(args.sam)
     report["latency"] = measure_latency(args.iterations, args.stitch_sessions, args.session_chunks)
+    report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
+    report["cpu_reference_ms_after"] = cpu_reference_ms()
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:

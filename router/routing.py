@@ -117,14 +117,19 @@ class RouteOutcome:
 
 
 def try_stitch(
-    bucket: str, session_id: str, deps: RouterDeps, manifest: Manifest | None = None
+    bucket: str,
+    session_id: str,
+    deps: RouterDeps,
+    manifest: Manifest | None = None,
+    known_present: tuple[int, ...] = (),
 ) -> tuple[StitchOutcome | None, str | None]:
     """Stitch the session if it is complete. Bad documents are data problems: logged and
     reported, not retried (a fixed re-upload raises a new event). S3 failures raise.
-    ``manifest``: an existing manifest already read (None: read it now)."""
+    ``manifest``: an existing manifest already read (None: read it now); ``known_present``:
+    chunk transcripts known to exist (this chunk's, after its forward or skip)."""
     try:
         outcome = deps.store.stitch_session_if_complete(
-            bucket, session_id, deps.layout, manifest=manifest
+            bucket, session_id, deps.layout, manifest=manifest, known_present=known_present
         )
     except (InvalidDocumentError, StitchError) as exc:
         logger.error("session cannot be stitched: %s", exc, extra={"session_id": session_id})
@@ -180,7 +185,9 @@ def _skip(
 ) -> RouteOutcome:
     logger.info("transcript already exists: skipped", extra={"transcript": transcript_key})
     # A crash between the transcript and the stitch heals here (create-only, so harmless).
-    stitch, stitch_error = try_stitch(obj.bucket, obj.chunk.session_id, deps, manifest)
+    stitch, stitch_error = try_stitch(
+        obj.bucket, obj.chunk.session_id, deps, manifest, (obj.chunk.index,)
+    )
     return RouteOutcome("skipped", obj.uri, obj.etag, stitch=stitch, stitch_error=stitch_error)
 
 
@@ -235,7 +242,9 @@ def route_chunk(obj: ChunkObject, budget: TimeBudget, deps: RouterDeps) -> Route
     logger.info("chunk transcribed by the server", extra={"attempts": result.attempts})
     # A manifest read before the forward is reused; an absent one is read again (it may have
     # arrived meanwhile, and its own event may have seen this chunk still missing).
-    stitch, stitch_error = try_stitch(obj.bucket, obj.chunk.session_id, deps, manifest)
+    stitch, stitch_error = try_stitch(
+        obj.bucket, obj.chunk.session_id, deps, manifest, (obj.chunk.index,)
+    )
     return RouteOutcome(
         "forwarded",
         obj.uri,

@@ -53,10 +53,11 @@ class StitchOutcome:
     status: StitchStatus
     session_id: str
     # After a round trip through ``to_dict`` only the first missing indices are kept;
-    # ``missing_count`` is always the full number.
+    # ``missing_count`` is the full number, None when the listing was skipped (the last
+    # chunk's transcript was absent: ``missing`` then names only that one).
     missing: tuple[int, ...] = ()
     written: tuple[str, ...] = field(default=())
-    missing_count: int = 0
+    missing_count: int | None = 0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able and bounded in size (a session may miss thousands of chunks): the first
@@ -65,7 +66,7 @@ class StitchOutcome:
             "status": self.status,
             "session_id": self.session_id,
             "missing": list(self.missing[:MAX_MISSING_SHOWN]),
-            "missing_count": max(self.missing_count, len(self.missing)),
+            "missing_count": self.missing_count,
             "written": list(self.written),
         }
 
@@ -73,12 +74,13 @@ class StitchOutcome:
     def from_dict(cls, data: Mapping[str, Any]) -> StitchOutcome:
         """Inverse of ``to_dict`` (``missing`` holds at most the indices it kept)."""
         missing = tuple(int(i) for i in data.get("missing", ()))
+        count = data.get("missing_count", len(missing))
         return cls(
             status=data["status"],
             session_id=str(data["session_id"]),
             missing=missing,
             written=tuple(str(k) for k in data.get("written", ())),
-            missing_count=int(data.get("missing_count", len(missing))),
+            missing_count=None if count is None else int(count),
         )
 
 
@@ -292,12 +294,19 @@ class TranscriptStore:
         layout: KeyLayout,
         *,
         manifest: Manifest | None = None,
+        known_present: Iterable[int] = (),
     ) -> StitchOutcome:
         """Write session.{json,txt,srt,vtt} create-only when the session is complete (P8).
 
         ``manifest``: one the caller already read (saves a GET); None reads it now. Pass only
         a manifest that exists: "absent" must be re-checked after the caller's own write, or a
         manifest uploaded in between would leave the session unstitched.
+
+        Before listing, the last chunk's transcript is probed with a HEAD (unless it is in
+        ``known_present``, the chunks the caller itself just wrote): chunks mostly arrive in
+        order, so this settles "incomplete" in one request instead of a listing that grows
+        with the session. Still exactly-once: whoever writes the last missing piece checks
+        after its write, when the last chunk's transcript exists too, and lists.
 
         Raises InvalidDocumentError for a bad manifest or chunk transcript, StitchError
         (contracts) when they disagree, StorageError for S3 failures.
@@ -308,6 +317,12 @@ class TranscriptStore:
             raise ValueError(f"manifest of session {manifest.session_id!r}, not {session_id!r}")
         if manifest is None:
             return StitchOutcome("no_manifest", session_id)
+        last = manifest.chunk_count - 1
+        if last not in set(known_present) and not self.transcript_exists(
+            bucket, layout.chunk_transcript(session_id, last)
+        ):
+            # Not listed, so not counted: only the probed chunk is known to be missing.
+            return StitchOutcome("incomplete", session_id, missing=(last,), missing_count=None)
         indices = self.list_chunk_transcript_indices(bucket, session_id, layout)
         state = check_completeness(session_id, manifest, indices)
         if state.unexpected:

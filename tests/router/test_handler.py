@@ -608,6 +608,7 @@ def test_manifest_arriving_during_the_last_forward_still_stitches(
     result = invoke(put_same_audio(aws, "s10", 1), clock)
     assert manifest_results[0]["stitch"]["status"] == "incomplete"
     assert manifest_results[0]["stitch"]["missing"] == [1]
+    # The chunk knows its own transcript exists: no probe, straight to the listing.
     assert result["stitch"]["status"] == "stitched"
     assert set(session_files(aws, "s10")) == {"json", "txt", "srt", "vtt"}
 
@@ -617,11 +618,12 @@ def test_manifest_before_the_chunks_waits(
 ) -> None:
     manifest_key = aws.put_manifest("s5", 2)
     result = invoke(object_created(BUCKET, manifest_key, "m"), clock)
+    # The last chunk's transcript is absent: incomplete without listing the session.
     assert result["stitch"] == {
         "status": "incomplete",
         "session_id": "s5",
-        "missing": [0, 1],
-        "missing_count": 2,
+        "missing": [1],
+        "missing_count": None,
         "written": [],
     }
 
@@ -631,9 +633,10 @@ def test_huge_sessions_keep_the_stored_result_small(
 ) -> None:
     # The outcome is stored in DynamoDB (400 KB item limit): missing chunks are capped.
     aws.put_manifest("big", 100_000)
+    aws.store.write_chunk_transcript(BUCKET, chunk_transcript("big", 99_999), aws.layout)
     result = invoke(put_same_audio(aws, "big", 7), clock)
     assert result["status"] == "forwarded"
-    assert result["stitch"]["missing_count"] == 99_999
+    assert result["stitch"]["missing_count"] == 99_998
     assert len(result["stitch"]["missing"]) == 20
     assert len(json.dumps(result)) < 1000
 

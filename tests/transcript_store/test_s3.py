@@ -267,14 +267,44 @@ def test_stitch_without_manifest(store: TranscriptStore, layout: KeyLayout) -> N
     assert outcome.status == "no_manifest"
 
 
+def count_calls(s3: S3Client, operation: str) -> list[str]:
+    calls: list[str] = []
+    s3.meta.events.register(f"before-call.s3.{operation}", lambda **kw: calls.append(operation))
+    return calls
+
+
 def test_stitch_incomplete_names_missing(
     s3: S3Client, store: TranscriptStore, layout: KeyLayout
 ) -> None:
     put_manifest(s3, "s1", 4)
-    put_chunks(store, layout, "s1", 0, 2)
+    put_chunks(store, layout, "s1", 0, 3)
     outcome = store.stitch_session_if_complete(BUCKET, "s1", layout)
-    assert (outcome.status, outcome.missing) == ("incomplete", (1, 3))
+    assert (outcome.status, outcome.missing, outcome.missing_count) == ("incomplete", (1, 2), 2)
     assert read_session(s3, "s1") == {}
+
+
+def test_absent_last_chunk_settles_incomplete_without_listing(
+    s3: S3Client, store: TranscriptStore, layout: KeyLayout
+) -> None:
+    put_manifest(s3, "s1", 4)
+    put_chunks(store, layout, "s1", 0, 1, 2)
+    lists = count_calls(s3, "ListObjectsV2")
+    heads = count_calls(s3, "HeadObject")
+    outcome = store.stitch_session_if_complete(BUCKET, "s1", layout)
+    assert (outcome.status, outcome.missing, outcome.missing_count) == ("incomplete", (3,), None)
+    assert outcome.to_dict()["missing_count"] is None
+    assert (lists, heads) == ([], ["HeadObject"])
+
+
+def test_known_present_last_chunk_skips_the_probe(
+    s3: S3Client, store: TranscriptStore, layout: KeyLayout
+) -> None:
+    put_manifest(s3, "s1", 2)
+    put_chunks(store, layout, "s1", 1)
+    heads = count_calls(s3, "HeadObject")
+    outcome = store.stitch_session_if_complete(BUCKET, "s1", layout, known_present=[1])
+    assert (outcome.status, outcome.missing) == ("incomplete", (0,))
+    assert heads == []
 
 
 def test_stitch_complete_writes_all_four_once(
@@ -362,12 +392,12 @@ def test_outcome_dict_stays_small_for_huge_sessions(
     s3: S3Client, store: TranscriptStore, layout: KeyLayout
 ) -> None:
     put_manifest(s3, "big", 100_000)
-    put_chunks(store, layout, "big", 0)
+    put_chunks(store, layout, "big", 0, 99_999)
     outcome = store.stitch_session_if_complete(BUCKET, "big", layout)
-    assert len(outcome.missing) == 99_999
+    assert len(outcome.missing) == 99_998
     data = outcome.to_dict()
-    assert data["missing"] == list(range(1, 21)) and data["missing_count"] == 99_999
+    assert data["missing"] == list(range(1, 21)) and data["missing_count"] == 99_998
     assert len(json.dumps(data)) < 300
     back = StitchOutcome.from_dict(data)
-    assert (back.missing, back.missing_count) == (tuple(range(1, 21)), 99_999)
+    assert (back.missing, back.missing_count) == (tuple(range(1, 21)), 99_998)
     assert back.to_dict() == data
