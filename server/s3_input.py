@@ -11,6 +11,7 @@ from botocore.exceptions import ClientError
 
 from server.errors import ForbiddenInputError, PayloadTooLargeError, UpstreamError
 from transcript_contracts.keys import S3Location
+from transcript_store import StorageError, TranscriptStore
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -71,13 +72,11 @@ def download(
 
 
 def exists(s3: S3Client, location: S3Location) -> bool:
+    """HEAD through the shared store: 404 False, 403 and other failures raise (P3)."""
     try:
-        s3.head_object(Bucket=location.bucket, Key=location.key)
-    except ClientError as exc:
-        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404:
-            return False
-        raise UpstreamError(f"S3 HEAD {location.uri} failed") from exc
-    return True
+        return TranscriptStore(s3).transcript_exists(location.bucket, location.key)
+    except StorageError as exc:
+        raise UpstreamError(str(exc)) from exc
 
 
 def read_json(s3: S3Client, location: S3Location) -> bytes:
@@ -87,16 +86,8 @@ def read_json(s3: S3Client, location: S3Location) -> bytes:
 def put_create_only(s3: S3Client, location: S3Location, body: bytes, content_type: str) -> bool:
     """Write only if absent (P7). True: we wrote it; False: someone else had (412)."""
     try:
-        s3.put_object(
-            Bucket=location.bucket,
-            Key=location.key,
-            Body=body,
-            ContentType=content_type,
-            IfNoneMatch="*",
+        return TranscriptStore(s3).put_create_only(
+            location.bucket, location.key, body, content_type
         )
-    except ClientError as exc:
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if status == 412:
-            return False
-        raise UpstreamError(f"S3 PUT {location.uri} failed with {status}") from exc
-    return True
+    except StorageError as exc:
+        raise UpstreamError(str(exc)) from exc
