@@ -34,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.whisper_engine.speech import synthesize, wer  # noqa: E402
+from tests.support.speech import synthesize, wer  # noqa: E402
 from whisper_engine.audio import SAMPLE_RATE  # noqa: E402
 
 SENTENCES = {

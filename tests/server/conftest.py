@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from server.runtime import Runtime
-from tests.whisper_engine.speech import ENGLISH_TEXT, encode, espeak_available, synthesize
+from tests.support.speech import ENGLISH_TEXT, encode, espeak_available, synthesize
 from transcript_contracts.settings import ServerSettings
 from whisper_engine.results import Segment, TranscriptionResult
 

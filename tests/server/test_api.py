@@ -14,7 +14,7 @@ from openai import OpenAI
 
 from server.runtime import Runtime
 from tests.server.conftest import API_KEY, AUTH, BUCKET, MAX_UPLOAD
-from tests.whisper_engine.speech import ENGLISH_TEXT, wer
+from tests.support.speech import ENGLISH_TEXT, wer
 from transcript_contracts.models import ChunkTranscript
 
 pytestmark = pytest.mark.slow

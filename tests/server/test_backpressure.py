@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from server.app import create_app
 from server.runtime import Runtime
 from tests.server.conftest import AUTH, BlockingTranscriber, make_settings
-from tests.whisper_engine.speech import encode
+from tests.support.speech import encode
 
 
 def _wav(tmp_path: Path) -> bytes:

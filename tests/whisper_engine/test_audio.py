@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.whisper_engine.speech import encode
+from tests.support.speech import encode
 from whisper_engine.audio import SAMPLE_RATE, decode_audio, probe_duration
 from whisper_engine.errors import AudioDecodeError, AudioTooLongError
 

@@ -45,7 +45,7 @@ def test_plain_generate_without_language_or_task_does_not_loop(
     import torch
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-    from tests.whisper_engine.speech import ENGLISH_TEXT, wer
+    from tests.support.speech import ENGLISH_TEXT, wer
 
     processor: Any = WhisperProcessor.from_pretrained(model_dir, local_files_only=True)
     model: Any = WhisperForConditionalGeneration.from_pretrained(model_dir, local_files_only=True)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tests.whisper_engine.speech import ENGLISH_TEXT, SWEDISH_TEXT, encode, wer
+from tests.support.speech import ENGLISH_TEXT, SWEDISH_TEXT, encode, wer
 from whisper_engine.audio import SAMPLE_RATE
 from whisper_engine.errors import (
     AudioDecodeError,

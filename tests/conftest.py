@@ -1,4 +1,4 @@
-"""Session fixtures: the real offline model (prepared once, then cached) and espeak-ng speech."""
+"""Shared session fixtures: the real offline model (prepared once) and espeak-ng speech."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.whisper_engine.speech import (
+from tests.support.speech import (
     ENGLISH_TEXT,
     SWEDISH_TEXT,
     espeak_available,
