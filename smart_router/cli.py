@@ -11,13 +11,14 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from smart_router import contract_commands, model_commands, serve_commands
+from smart_router import contract_commands, local_commands, model_commands, serve_commands
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 REGISTRARS: tuple[Registrar, ...] = (
     contract_commands.register,
     model_commands.register,
     serve_commands.register,
+    local_commands.register,
 )
 
 

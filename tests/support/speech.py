@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import tempfile
-import unicodedata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from smart_router.evaluation import normalise, wer
 from whisper_engine.audio import SAMPLE_RATE, decode_audio
 
 ENGLISH_TEXT = (
@@ -83,26 +82,4 @@ def encode(samples: np.ndarray, path: Path) -> Path:
     return path
 
 
-def normalise(text: str) -> list[str]:
-    """Lower case, punctuation removed (letters of any script kept), split into words."""
-    text = unicodedata.normalize("NFC", text).lower()
-    text = re.sub(r"[^\w\s']", " ", text)
-    return text.split()
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    """Word error rate: word-level edit distance over the reference length."""
-    ref, hyp = normalise(reference), normalise(hypothesis)
-    if not ref:
-        return 0.0 if not hyp else 1.0
-    previous = list(range(len(hyp) + 1))
-    for i, ref_word in enumerate(ref, start=1):
-        current = [i] + [0] * len(hyp)
-        for j, hyp_word in enumerate(hyp, start=1):
-            current[j] = min(
-                previous[j] + 1,
-                current[j - 1] + 1,
-                previous[j - 1] + (ref_word != hyp_word),
-            )
-        previous = current
-    return previous[-1] / len(ref)
+__all__ = ["ENGLISH_TEXT", "SWEDISH_TEXT", "encode", "normalise", "synthesize", "wer"]

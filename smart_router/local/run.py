@@ -1,0 +1,183 @@
+"""``smart-router local``: one real run of the whole pipeline on this machine, shown live."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from rich.console import Console
+from rich.live import Live
+
+from smart_router.evaluation import wer
+from smart_router.local.aws import Names
+from smart_router.local.lambda_runtime import Invocation
+from smart_router.local.pipeline import LocalPipeline, PipelineConfig, SessionResult
+from smart_router.local.progress import RunProgress
+from smart_router.local.sessions import LocalSession
+from transcript_contracts.keys import KeyLayout
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LocalRunOptions:
+    sessions: list[LocalSession]
+    model_dir: Path
+    output_dir: Path
+    server_down: bool = False
+    # Stop the server after this many chunks went direct: the rest take the queue path.
+    stop_server_after: int | None = None
+    language: str = "sv"
+
+
+@dataclass(frozen=True)
+class LocalRunReport:
+    results: list[SessionResult]
+    routes: dict[str, str]
+    router_failures: list[dict[str, object]]
+    dead_letters: list[dict[str, object]]
+    worker_exit: int | None
+
+    @property
+    def ok(self) -> bool:
+        return all(r.stitched for r in self.results) and not self.router_failures
+
+
+def _redirect_router_output(log: IO[str]) -> contextlib.ExitStack:
+    """The router's JSON logs and EMF metrics (stdout in Lambda) go to a file here, so the
+    terminal shows the live table. Lambda runs one event per process; here several run in
+    threads, so a log line's Powertools keys may come from a neighbouring invocation."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(contextlib.redirect_stdout(log))
+    for handler in logging.getLogger("router").handlers:
+        if isinstance(handler, logging.StreamHandler):
+            previous = handler.setStream(log)
+            stack.callback(handler.setStream, previous)
+    return stack
+
+
+def run_local(options: LocalRunOptions, console: Console) -> LocalRunReport:
+    progress = RunProgress()
+    names = Names()
+    layout_prefix = f"s3://{names.bucket}/"
+    config = PipelineConfig(
+        work_dir=options.output_dir,
+        model_dir=options.model_dir,
+        names=names,
+        start_server=not options.server_down,
+        language=options.language,
+    )
+    forwarded = 0
+    lock = threading.Lock()
+    pipeline_ref: list[LocalPipeline] = []
+
+    def on_invocation(invocation: Invocation) -> None:
+        nonlocal forwarded
+        progress.record(invocation)
+        if options.stop_server_after is None or not invocation.result:
+            return
+        if invocation.result.get("status") != "forwarded":
+            return
+        with lock:
+            forwarded += 1
+            stop_now = forwarded == options.stop_server_after
+        if stop_now:
+            progress.note(f"stopping the server after {forwarded} direct chunks")
+            threading.Thread(target=pipeline_ref[0].stop_server, daemon=True).start()
+
+    for session in options.sessions:
+        for chunk in session.chunks:
+            progress.expect(layout_prefix + session.chunk_key(_layout(names), chunk))
+
+    (options.output_dir / "logs").mkdir(parents=True, exist_ok=True)
+    router_log = (options.output_dir / "logs" / "router.log").open("w", encoding="utf-8")
+    with (
+        router_log,
+        Live(get_renderable=progress.render, console=console, refresh_per_second=4),
+        LocalPipeline(config, on_invocation=on_invocation) as pipeline,
+        _redirect_router_output(router_log),
+    ):
+        pipeline_ref.append(pipeline)
+        progress.set_stage(
+            "server down: chunks go to the queue"
+            if options.server_down
+            else f"server up at {pipeline.server.url if pipeline.server else '?'}: chunks go direct"
+        )
+        for session in options.sessions:
+            pipeline.upload_session(session)
+        pipeline.wait_router_idle()
+        _show_texts(pipeline, options.sessions, progress, route=None)
+        worker_exit: int | None = None
+        queued = pipeline.work_queue_depth()
+        if queued:
+            progress.set_stage(f"the batch worker drains {queued} queued chunk(s)")
+            worker_exit = pipeline.run_worker()
+            pipeline.wait_router_idle()
+            _show_texts(pipeline, options.sessions, progress, route="transcribed by worker")
+        progress.set_stage("done")
+        results = [
+            pipeline.fetch_session(s.session_id, options.output_dir) for s in options.sessions
+        ]
+        router_failures = list(pipeline.peek_queue(pipeline.resources.router_failure_queue_url))
+        dead_letters = list(pipeline.peek_queue(pipeline.resources.dead_letter_queue_url))
+        routes = {uri: row.route for uri, row in progress.rows.items()}
+    return LocalRunReport(results, routes, router_failures, dead_letters, worker_exit)
+
+
+def _layout(names: Names) -> KeyLayout:
+    return KeyLayout(names.audio_prefix, names.transcript_prefix)
+
+
+def _show_texts(
+    pipeline: LocalPipeline,
+    sessions: list[LocalSession],
+    progress: RunProgress,
+    *,
+    route: str | None,
+) -> None:
+    from transcript_store import TranscriptStore
+
+    store = TranscriptStore(pipeline.clients.s3)
+    bucket = pipeline.config.names.bucket
+    for session in sessions:
+        for chunk in session.chunks:
+            uri = f"s3://{bucket}/{session.chunk_key(pipeline.layout, chunk)}"
+            if progress.rows.get(uri) and progress.rows[uri].text:
+                continue
+            transcript = store.load_chunk_transcript(
+                bucket, session.session_id, chunk.index, pipeline.layout
+            )
+            if transcript is not None:
+                progress.set_text(uri, transcript.text, route=route)
+
+
+def print_report(report: LocalRunReport, sessions: list[LocalSession], console: Console) -> None:
+    for result in report.results:
+        console.rule(f"session {result.session_id}")
+        if not result.stitched:
+            console.print("[red]not stitched[/red]: the session is incomplete")
+            continue
+        console.print(result.text or "")
+        session = next(s for s in sessions if s.session_id == result.session_id)
+        if session.reference_text and result.text:
+            console.print(
+                f"[dim]WER against the spoken text: "
+                f"{wer(session.reference_text, result.text):.2f}[/dim]"
+            )
+        for fmt, path in result.files.items():
+            console.print(f"  {fmt:4} {path}")
+    for record in report.router_failures:
+        console.print(f"[red]router gave up on an event[/red]: {record.get('responsePayload')}")
+    for message in report.dead_letters:
+        console.print(f"[red]in the dead-letter queue[/red]: {message.get('key')}")
+
+
+def stdout_console() -> Console:
+    # The router's output is redirected away from sys.stdout during the run; rich keeps the
+    # real terminal.
+    return Console(file=sys.__stdout__)
