@@ -11,7 +11,13 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
-from smart_router import contract_commands, local_commands, model_commands, serve_commands
+from smart_router import (
+    contract_commands,
+    local_commands,
+    model_commands,
+    serve_commands,
+    worker_commands,
+)
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 REGISTRARS: tuple[Registrar, ...] = (
@@ -19,6 +25,7 @@ REGISTRARS: tuple[Registrar, ...] = (
     model_commands.register,
     serve_commands.register,
     local_commands.register,
+    worker_commands.register,
 )
 
 

@@ -227,6 +227,16 @@ class LocalPipeline:
         if manifest == "last":
             self.upload_manifest(session)
 
+    def redeliver(self, event: dict[str, Any]) -> None:
+        """EventBridge's at-least-once delivery: the same object event again, new event id."""
+        self.clients.sqs.send_message(
+            QueueUrl=self.resources.event_queue_url,
+            MessageBody=json.dumps({**event, "id": secrets.token_hex(16)}),
+            MessageAttributes={
+                "duplicate_of": {"DataType": "String", "StringValue": str(event.get("id"))}
+            },
+        )
+
     # -- waiting --------------------------------------------------------------------------
 
     def _queue_depth(self, url: str) -> int:
