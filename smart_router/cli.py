@@ -16,6 +16,7 @@ from smart_router import (
     local_commands,
     model_commands,
     serve_commands,
+    status_commands,
     worker_commands,
 )
 
@@ -25,7 +26,9 @@ REGISTRARS: tuple[Registrar, ...] = (
     model_commands.register,
     serve_commands.register,
     local_commands.register,
+    local_commands.register_chaos,
     worker_commands.register,
+    status_commands.register,
 )
 
 

@@ -54,6 +54,12 @@ class PipelineConfig:
     duplicate_probability: float = 0.0
     # The router talks to this instead of the server (the chaos run's fault proxy).
     server_url_override: str | None = None
+    server_port: int = 0
+    # Extra settings (field name → value) for the router and environment for the worker.
+    router_overrides: dict[str, Any] = field(default_factory=dict)
+    worker_overrides: dict[str, str] = field(default_factory=dict)
+    # S3 versioning on: a transcript written twice would show as two versions (chaos run).
+    bucket_versioning: bool = False
     worker_idle_exit_s: float = 3.0
     worker_retry_delay_s: int = 1
     server_ready_timeout_s: float = 300.0
@@ -109,7 +115,13 @@ class LocalPipeline:
         self._stack.enter_context(patched_environ(aws_environment(self.endpoint_url)))
         self.clients = Clients.create(self.endpoint_url)
         self.resources = provision(self.clients, cfg.names, api_key=self.api_key)
-        self.server = ServerProcess(self._server_env(), cfg.work_dir / "logs" / "server.log")
+        if cfg.bucket_versioning:
+            self.clients.s3.put_bucket_versioning(
+                Bucket=cfg.names.bucket, VersioningConfiguration={"Status": "Enabled"}
+            )
+        self.server = ServerProcess(
+            self._server_env(), cfg.work_dir / "logs" / "server.log", port=cfg.server_port
+        )
         self._stack.callback(self.server.stop)
         if cfg.start_server:
             self.start_server()
@@ -144,6 +156,7 @@ class LocalPipeline:
             "RETRY_DELAY_S": str(cfg.worker_retry_delay_s),
             "SHUTDOWN_ON_EXIT": "false",
             "IMDS_ENABLED": "false",
+            **cfg.worker_overrides,
         }
 
     def _start_router(self) -> None:
@@ -163,6 +176,7 @@ class LocalPipeline:
             server_url=cfg.server_url_override or self.server.url,
             api_key_parameter=cfg.names.api_key_parameter,
             idempotency_table=cfg.names.idempotency_table,
+            **cfg.router_overrides,
         )
         set_app(build_app(settings))
         self._stack.callback(set_app, None)

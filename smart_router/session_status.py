@@ -1,0 +1,419 @@
+"""Where a session stands, from S3 and the queues alone (``smart-router status``).
+
+Per chunk, one state:
+
+- ``transcribed``: its chunk transcript exists;
+- ``failed``: it was given up on: a ``Chunk Failed`` record under ``failures/`` (its reason) or
+  its work message in the dead-letter queue (after ``maxReceiveCount`` receives);
+- ``queued``: its audio is uploaded and nothing is written yet: waiting in the work queue or in
+  work (router forward or worker);
+- ``missing``: neither audio nor transcript (a chunk the manifest counts, or a gap below the
+  highest index seen, has not been uploaded).
+
+Queues: the work queue is never received from. A receive there counts toward its
+``maxReceiveCount`` (a status call could push a chunk into the DLQ) and hides the message from
+the worker, so only its approximate counts are read (GetQueueAttributes). The dead-letter queue
+is peeked: messages are received with a short visibility (:data:`PEEK_VISIBILITY_S`) until it
+has no more, then released at once (visibility 0), so a failed chunk stays hidden for
+milliseconds normally and at most ``PEEK_VISIBILITY_S`` if this process dies mid-way.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+
+from notifications.models import ChunkFailedDetail, DeliveryFailureRecord
+from notifications.records import (
+    ChunkFailureName,
+    DeliveryFailureName,
+    failures_prefix,
+    parse_failure_name,
+)
+from transcript_contracts.errors import KeyGrammarError
+from transcript_contracts.keys import (
+    AudioChunkKey,
+    ChunkTranscriptKey,
+    KeyLayout,
+    SessionTranscriptKey,
+)
+from transcript_contracts.models import Manifest, QueueMessage
+from transcript_store import InvalidDocumentError, StorageError, TranscriptStore
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+logger = logging.getLogger(__name__)
+
+ChunkState = Literal["transcribed", "queued", "failed", "missing"]
+PEEK_VISIBILITY_S: Final = 10
+MAX_RECORD_BYTES: Final = 1024 * 1024
+
+
+class StatusError(Exception):
+    """S3 or SQS could not be read: the status would be a guess, so none is given."""
+
+
+@dataclass
+class ChunkStatus:
+    index: int
+    state: ChunkState
+    reason: str | None = None
+    audio_key: str | None = None
+    transcript_key: str | None = None
+    beyond_manifest: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "state": self.state,
+            "reason": self.reason,
+            "audio_key": self.audio_key,
+            "transcript_key": self.transcript_key,
+            "beyond_manifest": self.beyond_manifest,
+        }
+
+
+@dataclass
+class QueueStatus:
+    url: str
+    visible: int = 0
+    in_flight: int = 0
+    delayed: int = 0
+    # DLQ only: how many messages were peeked, and how many were this session's.
+    peeked: int | None = None
+    session_messages: int | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "visible": self.visible,
+            "in_flight": self.in_flight,
+            "delayed": self.delayed,
+            "peeked": self.peeked,
+            "session_messages": self.session_messages,
+            "error": self.error,
+        }
+
+
+@dataclass
+class SessionStatus:
+    session_id: str
+    bucket: str
+    manifest_present: bool = False
+    manifest_error: str | None = None
+    chunk_count: int | None = None
+    language: str | None = None
+    stitched: bool = False
+    session_keys: list[str] = field(default_factory=list)
+    chunks: list[ChunkStatus] = field(default_factory=list)
+    work_queue: QueueStatus | None = None
+    dead_letter_queue: QueueStatus | None = None
+    delivery_failures: list[dict[str, Any]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        counts = {"transcribed": 0, "queued": 0, "failed": 0, "missing": 0}
+        for chunk in self.chunks:
+            counts[chunk.state] += 1
+        return counts
+
+    @property
+    def found(self) -> bool:
+        return self.manifest_present or self.manifest_error is not None or bool(self.chunks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session_id": self.session_id,
+            "bucket": self.bucket,
+            "manifest": {
+                "present": self.manifest_present,
+                "chunk_count": self.chunk_count,
+                "language": self.language,
+                "error": self.manifest_error,
+            },
+            "stitched": self.stitched,
+            "session_keys": self.session_keys,
+            "counts": self.counts(),
+            "chunks": [c.to_dict() for c in self.chunks],
+            "work_queue": self.work_queue.to_dict() if self.work_queue else None,
+            "dead_letter_queue": (
+                self.dead_letter_queue.to_dict() if self.dead_letter_queue else None
+            ),
+            "delivery_failures": self.delivery_failures,
+        }
+
+
+@dataclass
+class _Found:
+    audio: dict[int, str] = field(default_factory=dict)
+    transcripts: dict[int, str] = field(default_factory=dict)
+    session_keys: list[str] = field(default_factory=list)
+    failure_records: dict[int, str] = field(default_factory=dict)
+    delivery_records: list[str] = field(default_factory=list)
+
+
+def collect_status(
+    session_id: str,
+    *,
+    bucket: str,
+    layout: KeyLayout,
+    s3: S3Client,
+    sqs: SQSClient | None = None,
+    queue_url: str | None = None,
+    dlq_url: str | None = None,
+    dlq_limit: int = 200,
+    dlq_wait_s: int = 1,
+) -> SessionStatus:
+    """Read everything known about the session. Raises StatusError when S3 cannot be read;
+    queue problems are reported in the queue's ``error`` instead (S3 alone still tells a lot).
+    """
+    store = TranscriptStore(s3)
+    status = SessionStatus(session_id=session_id, bucket=bucket)
+    try:
+        manifest = store.load_manifest(bucket, session_id, layout)
+    except InvalidDocumentError as exc:
+        manifest = None
+        status.manifest_error = exc.reason
+    except StorageError as exc:
+        raise StatusError(str(exc)) from exc
+    if manifest is not None:
+        status.manifest_present = True
+        status.chunk_count = manifest.chunk_count
+        status.language = manifest.language
+
+    found = _list_session(s3, bucket, session_id, layout)
+    status.session_keys = sorted(found.session_keys)
+    status.stitched = layout.session_transcript(session_id, "json") in found.session_keys
+    reasons = {
+        index: _chunk_failure_reason(store, bucket, key)
+        for index, key in found.failure_records.items()
+    }
+    status.delivery_failures = [_delivery_failure(store, bucket, k) for k in found.delivery_records]
+
+    if sqs is not None and queue_url:
+        status.work_queue = _queue_counts(sqs, queue_url)
+    dlq_failed: dict[int, str] = {}
+    if sqs is not None and dlq_url:
+        status.dead_letter_queue, dlq_failed = _peek_dead_letters(
+            sqs, dlq_url, bucket, session_id, limit=dlq_limit, wait_s=dlq_wait_s
+        )
+
+    status.chunks = _chunk_states(manifest, found, reasons, dlq_failed)
+    return status
+
+
+def _list_session(s3: S3Client, bucket: str, session_id: str, layout: KeyLayout) -> _Found:
+    found = _Found()
+    failures = failures_prefix(layout, session_id)
+    for prefix in (
+        layout.audio_session_prefix(session_id),
+        layout.transcript_session_prefix(session_id),
+    ):
+        for key in _list_keys(s3, bucket, prefix):
+            if key.startswith(failures):
+                name = parse_failure_name(key[len(failures) :])
+                if isinstance(name, ChunkFailureName):
+                    found.failure_records[name.index] = key
+                elif isinstance(name, DeliveryFailureName):
+                    found.delivery_records.append(key)
+                continue
+            try:
+                parsed = layout.parse(key)
+            except KeyGrammarError:
+                continue
+            if parsed.session_id != session_id:
+                continue
+            if isinstance(parsed, AudioChunkKey):
+                # Two uploads of one index (chunk-3.mp3, chunk-0003.wav): the first listed wins.
+                found.audio.setdefault(parsed.index, key)
+            elif isinstance(parsed, ChunkTranscriptKey):
+                found.transcripts[parsed.index] = key
+            elif isinstance(parsed, SessionTranscriptKey):
+                found.session_keys.append(key)
+    return found
+
+
+def _list_keys(s3: S3Client, bucket: str, prefix: str) -> list[str]:
+    keys: list[str] = []
+    try:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            keys.extend(item["Key"] for item in page.get("Contents", []) if "Key" in item)
+    except (ClientError, BotoCoreError) as exc:
+        raise StatusError(f"listing s3://{bucket}/{prefix} failed: {exc}") from exc
+    return keys
+
+
+def _read_record(store: TranscriptStore, bucket: str, key: str) -> bytes | None:
+    try:
+        return store.get_bytes(bucket, key, max_bytes=MAX_RECORD_BYTES)
+    except (StorageError, InvalidDocumentError) as exc:
+        logger.warning("record unreadable: %s", exc)
+        return None
+
+
+def _chunk_failure_reason(store: TranscriptStore, bucket: str, key: str) -> str:
+    data = _read_record(store, bucket, key)
+    if data is None:
+        return f"Chunk Failed record unreadable (s3://{bucket}/{key})"
+    try:
+        return ChunkFailedDetail.model_validate_json(data).reason
+    except ValidationError:
+        return f"Chunk Failed record invalid (s3://{bucket}/{key})"
+
+
+def _delivery_failure(store: TranscriptStore, bucket: str, key: str) -> dict[str, Any]:
+    data = _read_record(store, bucket, key)
+    try:
+        record = DeliveryFailureRecord.model_validate_json(data or b"")
+    except ValidationError:
+        return {"key": key, "error": "record unreadable or invalid"}
+    return {
+        "key": key,
+        "detail_type": record.detail_type,
+        "target": record.target,
+        "destination": record.destination,
+        "attempts": record.attempts,
+        "error": record.error,
+        "occurred_at": record.occurred_at.isoformat(),
+    }
+
+
+def _queue_counts(sqs: SQSClient, url: str) -> QueueStatus:
+    status = QueueStatus(url=url)
+    try:
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        ).get("Attributes", {})
+    except (ClientError, BotoCoreError) as exc:
+        status.error = f"{type(exc).__name__}: {exc}"
+        return status
+    status.visible = int(attributes.get("ApproximateNumberOfMessages", "0"))
+    status.in_flight = int(attributes.get("ApproximateNumberOfMessagesNotVisible", "0"))
+    status.delayed = int(attributes.get("ApproximateNumberOfMessagesDelayed", "0"))
+    return status
+
+
+def _peek_dead_letters(
+    sqs: SQSClient, url: str, bucket: str, session_id: str, *, limit: int, wait_s: int
+) -> tuple[QueueStatus, dict[int, str]]:
+    """Receive the DLQ's messages with a short visibility, then release them all at once."""
+    status = _queue_counts(sqs, url)
+    if status.error is not None:
+        return status, {}
+    held: dict[str, str] = {}  # message id → receipt handle
+    failed: dict[int, str] = {}
+    try:
+        while len(held) < limit:
+            try:
+                got = sqs.receive_message(
+                    QueueUrl=url,
+                    MaxNumberOfMessages=min(10, limit - len(held)),
+                    VisibilityTimeout=PEEK_VISIBILITY_S,
+                    WaitTimeSeconds=wait_s,
+                    MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                ).get("Messages", [])
+            except (ClientError, BotoCoreError) as exc:
+                status.error = f"{type(exc).__name__}: {exc}"
+                break
+            new = [m for m in got if m.get("MessageId") and m["MessageId"] not in held]
+            if not new:
+                break
+            for message in new:
+                held[message["MessageId"]] = message["ReceiptHandle"]
+                match = _session_chunk(message.get("Body", ""), bucket, session_id)
+                if match is not None:
+                    index, why = match
+                    failed[index] = why
+    finally:
+        _release(sqs, url, list(held.values()))
+    status.peeked = len(held)
+    status.session_messages = len(failed)
+    return status, failed
+
+
+def _session_chunk(body: str, bucket: str, session_id: str) -> tuple[int, str] | None:
+    try:
+        message = QueueMessage.model_validate_json(body)
+    except ValidationError:
+        return None
+    if message.bucket != bucket or message.session_id != session_id:
+        return None
+    return message.chunk_index, (
+        f"in the dead-letter queue (queued because {message.reason.replace('_', ' ')}; "
+        "the worker gave up after the queue's maxReceiveCount)"
+    )
+
+
+def _release(sqs: SQSClient, url: str, handles: list[str]) -> None:
+    for start in range(0, len(handles), 10):
+        batch = handles[start : start + 10]
+        try:
+            response = sqs.change_message_visibility_batch(
+                QueueUrl=url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
+                    for i, h in enumerate(batch)
+                ],
+            )
+        except (ClientError, BotoCoreError) as exc:
+            logger.warning(
+                "DLQ messages not released (visible again in %d s): %s", PEEK_VISIBILITY_S, exc
+            )
+            continue
+        if response.get("Failed"):
+            logger.warning(
+                "%d DLQ message(s) not released (visible again in %d s)",
+                len(response["Failed"]),
+                PEEK_VISIBILITY_S,
+            )
+
+
+def _chunk_states(
+    manifest: Manifest | None,
+    found: _Found,
+    reasons: dict[int, str],
+    dlq_failed: dict[int, str],
+) -> list[ChunkStatus]:
+    known = set(found.audio) | set(found.transcripts) | set(reasons) | set(dlq_failed)
+    if manifest is not None:
+        indices = set(range(manifest.chunk_count)) | known
+    else:
+        # Without a manifest the count is unknown: gaps below the highest index are missing.
+        indices = set(range(max(known) + 1)) if known else set()
+    chunks: list[ChunkStatus] = []
+    for index in sorted(indices):
+        chunk = ChunkStatus(
+            index=index,
+            state="missing",
+            audio_key=found.audio.get(index),
+            transcript_key=found.transcripts.get(index),
+            beyond_manifest=manifest is not None and index >= manifest.chunk_count,
+        )
+        if index in found.transcripts:
+            chunk.state = "transcribed"
+        elif index in reasons or index in dlq_failed:
+            chunk.state = "failed"
+            chunk.reason = "; ".join(r for r in (reasons.get(index), dlq_failed.get(index)) if r)
+        elif index in found.audio:
+            chunk.state = "queued"
+            chunk.reason = "uploaded, waiting for transcription (work queue or in work)"
+        else:
+            chunk.reason = "no audio uploaded"
+        chunks.append(chunk)
+    return chunks
+
+
+def status_json(status: SessionStatus) -> str:
+    return json.dumps(status.to_dict(), indent=2, sort_keys=False)
