@@ -109,6 +109,9 @@ def register_chaos(subparsers: argparse._SubParsersAction[argparse.ArgumentParse
     parser.add_argument("--duplicate-rate", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
+        "--upload-rate", type=float, default=2.0, help="chunks uploaded per second (default 2)"
+    )
+    parser.add_argument(
         "--kill-server-every",
         type=float,
         nargs=2,
@@ -143,6 +146,7 @@ def _chaos(args: argparse.Namespace) -> int:
         duplicate_rate=args.duplicate_rate,
         server_kill_every_s=tuple(args.kill_server_every),
         seed=args.seed,
+        upload_rate_per_s=args.upload_rate,
     )
     report = run_chaos(options, model_dir, args.output)
     for line in report.lines():

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from smart_router.local.fault_proxy import FaultPlan, FaultProxy
+from smart_router.local.lambda_runtime import redirect_router_output
 from smart_router.local.pipeline import LocalPipeline, PipelineConfig
 from smart_router.local.processes import WorkerProcess, free_port
 from smart_router.local.sessions import LocalChunk, LocalSession, sample_sessions
@@ -36,6 +37,8 @@ class ChaosOptions:
     duplicate_rate: float = 0.2
     server_kill_every_s: tuple[float, float] = (15.0, 40.0)
     seed: int = 7
+    # Uploads spread over time, so that server kills and restarts meet both paths.
+    upload_rate_per_s: float = 2.0
     faults: FaultPlan = field(default_factory=FaultPlan)
 
 
@@ -181,8 +184,10 @@ def run_chaos(options: ChaosOptions, model_dir: Path, work_dir: Path) -> ChaosRe
         worker_idle_exit_s=3.0,
     )
     report = ChaosReport(sessions=len(sessions), corrupt=len(corrupt))
+    (work_dir / "logs").mkdir(parents=True, exist_ok=True)
+    router_log = (work_dir / "logs" / "router.log").open("w", encoding="utf-8")
     try:
-        with LocalPipeline(config) as pipeline:
+        with router_log, LocalPipeline(config) as pipeline, redirect_router_output(router_log):
             chaos = Chaos(pipeline, options, rng)
             chaos.start()
             order = list(range(len(all_chunks)))
@@ -205,6 +210,7 @@ def run_chaos(options: ChaosOptions, model_dir: Path, work_dir: Path) -> ChaosRe
                 else:
                     pipeline.upload_chunk(session, chunk.index)
                 report.uploaded += 1
+                time.sleep(1.0 / options.upload_rate_per_s)
             for session in sessions:
                 if session.session_id in manifest_last:
                     pipeline.upload_manifest(session)

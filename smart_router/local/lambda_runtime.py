@@ -9,6 +9,7 @@ responsePayload with errorType and errorMessage).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
@@ -216,3 +217,16 @@ class LocalLambda:
             },
         }
         self._sqs.send_message(QueueUrl=self._failure_queue_url, MessageBody=json.dumps(record))
+
+
+def redirect_router_output(log: IO[str]) -> contextlib.ExitStack:
+    """The router's JSON logs and EMF metrics (stdout in Lambda) go to a file here, so the
+    terminal shows the live table. Lambda runs one event per process; here several run in
+    threads, so a log line's Powertools keys may come from a neighbouring invocation."""
+    stack = contextlib.ExitStack()
+    stack.enter_context(contextlib.redirect_stdout(log))
+    for handler in logging.getLogger("router").handlers:
+        if isinstance(handler, logging.StreamHandler):
+            previous = handler.setStream(log)
+            stack.callback(handler.setStream, previous)
+    return stack

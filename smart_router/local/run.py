@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 from rich.console import Console
 from rich.live import Live
 
 from smart_router.evaluation import wer
 from smart_router.local.aws import Names
-from smart_router.local.lambda_runtime import Invocation
+from smart_router.local.lambda_runtime import Invocation, redirect_router_output
 from smart_router.local.pipeline import LocalPipeline, PipelineConfig, SessionResult
 from smart_router.local.progress import RunProgress
 from smart_router.local.sessions import LocalSession
@@ -46,19 +44,6 @@ class LocalRunReport:
     @property
     def ok(self) -> bool:
         return all(r.stitched for r in self.results) and not self.router_failures
-
-
-def _redirect_router_output(log: IO[str]) -> contextlib.ExitStack:
-    """The router's JSON logs and EMF metrics (stdout in Lambda) go to a file here, so the
-    terminal shows the live table. Lambda runs one event per process; here several run in
-    threads, so a log line's Powertools keys may come from a neighbouring invocation."""
-    stack = contextlib.ExitStack()
-    stack.enter_context(contextlib.redirect_stdout(log))
-    for handler in logging.getLogger("router").handlers:
-        if isinstance(handler, logging.StreamHandler):
-            previous = handler.setStream(log)
-            stack.callback(handler.setStream, previous)
-    return stack
 
 
 def run_local(options: LocalRunOptions, console: Console) -> LocalRunReport:
@@ -100,7 +85,7 @@ def run_local(options: LocalRunOptions, console: Console) -> LocalRunReport:
         router_log,
         Live(get_renderable=progress.render, console=console, refresh_per_second=4),
         LocalPipeline(config, on_invocation=on_invocation) as pipeline,
-        _redirect_router_output(router_log),
+        redirect_router_output(router_log),
     ):
         pipeline_ref.append(pipeline)
         progress.set_stage(
