@@ -31,6 +31,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from botocore.config import Config
 from botocore.parsers import DEFAULT_TIMESTAMP_PARSER
 
+from notifications import build_notifier
 from router.budget import TimeBudget
 from router.events import ObjectEvent
 from router.routing import ChunkObject, RouteOutcome, RouterDeps, handle_manifest, route_chunk
@@ -197,6 +198,15 @@ def build_app(
         api_key=ApiKeySource(key=settings.api_key, parameter=settings.api_key_parameter, ssm=ssm),
         pool=ThreadPoolExecutor(max_workers=4, thread_name_prefix="router-io"),
         sleep=sleep,
+        notifier=build_notifier(
+            settings,
+            bucket=settings.bucket_name,
+            layout=settings.layout,
+            s3=s3,
+            events=_Lazy(lambda: session.client("events", config=AWS_CONFIG)),
+            ssm=ssm,
+            sleep=sleep,
+        ),
     )
     persistence = DynamoDBPersistenceLayer(
         table_name=settings.idempotency_table, boto3_client=dynamodb

@@ -15,12 +15,13 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import httpx
 
+from notifications import NoopNotifier, Notifier
 from router.budget import TimeBudget
-from router.errors import ServerLookupError
+from router.errors import ServerLookupError, ServerRejectedError
 from router.server import ForwardResult, Timeouts, check_health, forward
 from router.services import ApiKeySource, ServerLocator, WorkQueue
 from transcript_contracts.errors import StitchError
@@ -32,6 +33,10 @@ from transcript_store import InvalidDocumentError, StitchOutcome, TranscriptStor
 logger = logging.getLogger(__name__)
 
 RouteStatus = Literal["skipped", "forwarded", "queued", "manifest_checked", "ignored", "duplicate"]
+
+
+# The server's answers that blame the audio: too large, undecodable, too long (DESIGN.md §4).
+AUDIO_REJECTED: Final = frozenset({413, 415, 422})
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +54,8 @@ class RouterDeps:
     pool: Executor
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], datetime] = utc_now
+    # Completion notifications (issue 9): told only of the stitch this invocation won.
+    notifier: Notifier | NoopNotifier = field(default_factory=NoopNotifier)
 
     @property
     def forward_timeouts(self) -> Timeouts:
@@ -134,6 +141,10 @@ def try_stitch(
     except (InvalidDocumentError, StitchError) as exc:
         logger.error("session cannot be stitched: %s", exc, extra={"session_id": session_id})
         return None, str(exc)
+    if outcome.status == "stitched":
+        # Only the writer that created session.json gets "stitched": one event per session.
+        # The notifier never raises (failed deliveries are logged and recorded).
+        deps.notifier.session_stitched(outcome, bucket=bucket, manifest=manifest)
     return outcome, None
 
 
@@ -228,9 +239,17 @@ def route_chunk(obj: ChunkObject, budget: TimeBudget, deps: RouterDeps) -> Route
         return _enqueue(obj, "server_unhealthy", deps, why=health.reason)
 
     body = transcribe_request(obj, deps, manifest.language if manifest else None)
-    result: ForwardResult = forward(
-        deps.http, base_url, deps.api_key.get(), body, timeouts, budget, deps.sleep
-    )
+    try:
+        result: ForwardResult = forward(
+            deps.http, base_url, deps.api_key.get(), body, timeouts, budget, deps.sleep
+        )
+    except ServerRejectedError as exc:
+        if exc.status_code in AUDIO_REJECTED:
+            # The audio itself is bad: Lambda's retries will fail the same way and the event
+            # ends at the on-failure destination. Say so now, once per version (the notifier
+            # deduplicates on the etag).
+            deps.notifier.chunk_failed(obj.bucket, obj.key, exc.detail)
+        raise
     if not result.ok:
         return _enqueue(
             obj,

@@ -4,105 +4,50 @@ https only; no userinfo; every address the host resolves to must be globally rou
 loopback, private, link-local such as 169.254.169.254, shared, reserved or multicast, and no
 IPv4-mapped/6to4/NAT64 wrappers of those); the connection goes to the address that was checked
 (TLS still verifies the host name through SNI); redirects are refused; size and time are capped.
+The address rules live in ``transcript_contracts.url_safety`` (shared with webhook callbacks).
 """
 
 from __future__ import annotations
 
-import ipaddress
-import socket
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import httpx
 
 from server.errors import ForbiddenInputError, PayloadTooLargeError, UpstreamError
+from transcript_contracts import url_safety
+from transcript_contracts.url_safety import (
+    CheckedUrl,
+    IPAddress,
+    Resolver,
+    UnsafeUrlError,
+    system_resolver,
+)
 
-Resolver = Callable[[str, int], list[str]]
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-
-
-def system_resolver(host: str, port: int) -> list[str]:
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return sorted({str(info[4][0]) for info in infos})
-
-
-def _unwrap(address: IPAddress) -> IPAddress:
-    """The IPv4 address hidden in IPv4-mapped, 6to4, Teredo or NAT64 IPv6 forms."""
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return address.ipv4_mapped
-        if address.sixtofour is not None:
-            return address.sixtofour
-        if address.teredo is not None:
-            return address.teredo[1]
-        if address in _NAT64:
-            return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return address
+__all__ = [
+    "CheckedUrl",
+    "IPAddress",
+    "Resolver",
+    "check_public_address",
+    "check_url",
+    "fetch_url",
+    "system_resolver",
+]
 
 
 def check_public_address(raw: str) -> IPAddress:
+    """:func:`transcript_contracts.url_safety.check_public_address` as an API error."""
     try:
-        address = ipaddress.ip_address(raw.split("%", 1)[0])
-    except ValueError as exc:
-        raise ForbiddenInputError(f"not an IP address: {raw!r}") from exc
-    inner = _unwrap(address)
-    for candidate in {address, inner}:
-        if not candidate.is_global or candidate.is_multicast:
-            raise ForbiddenInputError(f"URL resolves to {raw}, which is not a public address (P17)")
-    return address
-
-
-@dataclass(frozen=True)
-class CheckedUrl:
-    url: str
-    host: str
-    port: int
-    address: IPAddress
-
-    def url_for_address(self) -> str:
-        parts = urlsplit(self.url)
-        ip = f"[{self.address}]" if self.address.version == 6 else str(self.address)
-        netloc = ip if self.port == 443 else f"{ip}:{self.port}"
-        return urlunsplit(SplitResult("https", netloc, parts.path or "/", parts.query, ""))
+        return url_safety.check_public_address(raw)
+    except UnsafeUrlError as exc:
+        raise ForbiddenInputError(str(exc)) from exc
 
 
 def check_url(url: str, resolver: Resolver = system_resolver) -> CheckedUrl:
-    if len(url) > 2048:
-        raise ForbiddenInputError("URL is longer than 2048 characters")
+    """:func:`transcript_contracts.url_safety.check_url` as an API error."""
     try:
-        parts = urlsplit(url)
-        port = parts.port or 443
-    except ValueError as exc:
-        raise ForbiddenInputError(f"malformed URL: {exc}") from exc
-    if parts.scheme != "https":
-        raise ForbiddenInputError(f"only https URLs are fetched, not {parts.scheme or 'none'!r}")
-    if parts.username is not None or parts.password is not None or "@" in parts.netloc:
-        raise ForbiddenInputError("URLs with user information (user@host) are refused")
-    host = parts.hostname
-    if not host:
-        raise ForbiddenInputError("URL has no host")
-    try:
-        literal: IPAddress | None = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
-    if literal is not None:
-        addresses = [str(literal)]
-    else:
-        if host.endswith(".") or not all(c.isalnum() or c in "-." for c in host):
-            raise ForbiddenInputError(f"host name {host!r} is not a plain DNS name")
-        try:
-            addresses = resolver(host, port)
-        except OSError as exc:
-            raise ForbiddenInputError(f"host {host!r} does not resolve: {exc}") from exc
-        if not addresses:
-            raise ForbiddenInputError(f"host {host!r} does not resolve")
-    # Every address must pass: DNS may hand out a private one next time.
-    checked = [check_public_address(a) for a in addresses]
-    return CheckedUrl(url=url, host=host, port=port, address=checked[0])
+        return url_safety.check_url(url, resolver)
+    except UnsafeUrlError as exc:
+        raise ForbiddenInputError(str(exc)) from exc
 
 
 def fetch_url(
@@ -123,9 +68,7 @@ def fetch_url(
         request = client.build_request(
             "GET",
             checked.url_for_address(),
-            headers={
-                "Host": checked.host if checked.port == 443 else f"{checked.host}:{checked.port}"
-            },
+            headers={"Host": checked.host_header},
             extensions={"sni_hostname": checked.host},
         )
         try:

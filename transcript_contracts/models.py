@@ -93,6 +93,10 @@ class Manifest(BaseModel):
     chunk_count: Annotated[int, Field(ge=1, le=MAX_CHUNK_INDEX + 1, strict=True)]
     language: str | None = None
     chunks: list[ManifestChunk] | None = None
+    # Where to POST this session's signed notifications (webhooks). Checked (https, public
+    # address: P17) only when a notification is delivered, so a bad URL never blocks the
+    # session's transcription; a refused URL is recorded as a failed delivery.
+    callback_url: str | None = None
 
     @model_validator(mode="after")
     def _chunks_consistent(self) -> Manifest:

@@ -6,21 +6,33 @@ Every field has a description and is listed in ``.env.example`` (a test keeps th
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import AfterValidator, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from transcript_contracts.errors import KeyGrammarError, SettingsError
 from transcript_contracts.keys import KeyLayout, check_prefix
+from transcript_contracts.url_safety import UnsafeUrlError, check_url_shape
 
 Device = Literal["auto", "cpu", "cuda"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 _LANGUAGE_RE = re.compile(r"^(auto|[a-z]{2,3})$")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_EVENT_BUS_RE = re.compile(
+    r"^(?:arn:aws[a-z-]*:events:[a-z0-9-]+:[0-9]{12}:event-bus/)?[A-Za-z0-9/._-]{1,256}$"
+)
 
 
 def _language(value: str) -> str:
@@ -103,7 +115,84 @@ class EngineSettings(_Settings):
     device: Device = Field("auto", description="Inference device: auto, cpu or cuda.")
 
 
-class RouterSettings(StorageSettings):
+class NotificationSettings(_Settings):
+    """Completion notifications (issue 9): EventBridge events and optional signed webhooks.
+
+    A mixin of the deployables that stitch sessions or give up on chunks (router, worker).
+    """
+
+    notifications_enabled: bool = Field(
+        True,
+        description=(
+            "Publish 'Session Transcribed' and 'Chunk Failed' events (and webhooks); false "
+            "turns every notification off."
+        ),
+    )
+    event_bus_name: str = Field(
+        "default",
+        description="EventBridge bus (name or ARN) the notifications are published on.",
+    )
+    webhook_url: str | None = Field(
+        None,
+        description=(
+            "Global webhook every notification is POSTed to (https, public address: P17); a "
+            "manifest's callback_url is used in addition for its session."
+        ),
+    )
+    webhook_secret: SecretStr | None = Field(
+        None,
+        description="HMAC-SHA256 key that signs webhook bodies (locally; in AWS use "
+        "WEBHOOK_SECRET_PARAMETER).",
+    )
+    webhook_secret_parameter: str | None = Field(
+        None, description="SSM SecureString parameter name that holds the webhook signing key."
+    )
+    webhook_timeout_s: float = Field(
+        5.0, gt=0, le=30, description="Connect and read timeout of one webhook attempt, seconds."
+    )
+    webhook_max_attempts: int = Field(
+        3, ge=1, le=10, description="Attempts per webhook delivery (transport errors, 429, 5xx)."
+    )
+    webhook_backoff_s: float = Field(
+        0.5,
+        ge=0,
+        le=30,
+        description="Wait before the first webhook retry, seconds; doubled for each next one.",
+    )
+
+    @field_validator("webhook_url", "webhook_secret", "webhook_secret_parameter", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("event_bus_name")
+    @classmethod
+    def _bus_name(cls, value: str) -> str:
+        if not _EVENT_BUS_RE.match(value):
+            raise ValueError("must be an EventBridge bus name or ARN ('default' for the default)")
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check_url_shape(value)
+            except UnsafeUrlError as exc:
+                raise ValueError(str(exc)) from exc
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_secret(self) -> NotificationSettings:
+        if self.webhook_url and not (self.webhook_secret or self.webhook_secret_parameter):
+            raise ValueError(
+                "WEBHOOK_URL needs WEBHOOK_SECRET or WEBHOOK_SECRET_PARAMETER: webhooks are "
+                "always signed"
+            )
+        return self
+
+
+class RouterSettings(StorageSettings, NotificationSettings):
     """The router Lambda."""
 
     queue_url: str = Field(
@@ -216,10 +305,190 @@ class ServerSettings(EngineSettings, PrefixSettings):
         return self
 
 
-class WorkerSettings(StorageSettings, EngineSettings):
+class WorkerSettings(StorageSettings, EngineSettings, NotificationSettings):
     """The batch worker on the spot GPU instance."""
 
     queue_url: str = Field(description="URL of the SQS work queue the worker drains.")
+    worker_batch_size: int = Field(
+        10,
+        ge=1,
+        le=10,
+        description="Messages received per poll and transcribed together (SQS allows 10 at most).",
+    )
+    wait_time_s: int = Field(
+        20, ge=0, le=20, description="SQS long-poll wait of each receive, seconds (0-20)."
+    )
+    visibility_timeout_s: int = Field(
+        600,
+        ge=1,
+        le=43_200,
+        description=(
+            "Visibility timeout given to received messages, seconds; the heartbeat renews it "
+            "while a chunk is in work (capped at 12 h in total)."
+        ),
+    )
+    heartbeat_interval_s: float = Field(
+        120.0,
+        gt=0,
+        description="How often in-flight messages get their visibility renewed, seconds.",
+    )
+    retry_delay_s: int = Field(
+        60,
+        ge=0,
+        le=43_200,
+        description=(
+            "Visibility set on a message that failed (corrupt audio, S3 error), seconds: it is "
+            "retried that much later and reaches the DLQ after the queue's maxReceiveCount."
+        ),
+    )
+    idle_exit_s: float = Field(
+        600.0,
+        ge=0,
+        description="Exit after the queue stays empty this long, seconds (0: at once).",
+    )
+    max_runtime_s: float = Field(
+        6 * 3600.0,
+        gt=0,
+        description="Hard deadline armed at start: stop and release in-flight work, seconds.",
+    )
+    stop_grace_s: float = Field(
+        90.0,
+        ge=0,
+        le=110,
+        description=(
+            "After a spot notice or SIGTERM, in-flight chunks may finish for this long before "
+            "their messages are released (visibility 0), seconds; a spot notice gives 120 s."
+        ),
+    )
+    shutdown_on_exit: bool = Field(
+        False,
+        description=(
+            "Power the machine off after an idle exit or the hard deadline (on EC2 with shutdown "
+            "behaviour terminate this terminates the instance). Off on workstations."
+        ),
+    )
+    imds_enabled: bool = Field(
+        False, description="Poll EC2 instance metadata (IMDSv2) for spot interruption notices."
+    )
+    imds_url: str = Field(
+        "http://169.254.169.254", description="Base URL of the instance metadata service."
+    )
+    spot_poll_interval_s: float = Field(
+        5.0, gt=0, le=5, description="How often the spot interruption notice is polled, seconds."
+    )
+    max_download_bytes: int = Field(
+        200 * 1024 * 1024,
+        gt=0,
+        description="Largest S3 or URL input fetched, bytes (server: 413; worker: a failed chunk).",
+    )
+    max_audio_seconds: float = Field(
+        2 * 3600.0,
+        gt=0,
+        description="Longest accepted audio, seconds (server: 422; worker: a failed chunk).",
+    )
+
+    @model_validator(mode="after")
+    def _heartbeat_before_timeout(self) -> WorkerSettings:
+        if self.heartbeat_interval_s >= self.visibility_timeout_s:
+            raise ValueError(
+                "HEARTBEAT_INTERVAL_S must be shorter than VISIBILITY_TIMEOUT_S, or messages "
+                "become visible to other workers while still in work"
+            )
+        return self
+
+
+_INSTANCE_TYPE_RE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+_SUBNET_RE = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+
+
+def _word_list(value: Any) -> Any:
+    """A list setting from the environment: a JSON list or comma-separated words ("" is [])."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return value
+
+
+class LauncherSettings(_Settings):
+    """The midnight launcher Lambda: starts spot GPU instances that run the batch worker."""
+
+    queue_url: str = Field(description="URL of the SQS work queue whose depth decides a launch.")
+    launch_template_id: str = Field(
+        pattern=r"^lt-[0-9a-f]{8,17}$",
+        description="EC2 launch template id of the batch worker (template: WorkerLaunchTemplate).",
+    )
+    launch_template_version: str = Field(
+        "$Latest",
+        pattern=r"^(\$Latest|\$Default|[0-9]{1,9})$",
+        description="Launch template version: $Latest, $Default or a number.",
+    )
+    launch_instance_types: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["g4dn.xlarge"],
+        min_length=1,
+        description="Instance types to try in order, comma-separated (spot first, then on-demand).",
+    )
+    launch_subnet_ids: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description=(
+            "Subnets (one per AZ) to try in order, comma-separated; empty lets EC2 pick the "
+            "default subnet."
+        ),
+    )
+    launch_on_demand_fallback: bool = Field(
+        False,
+        description="When no spot capacity is found anywhere, launch on-demand instead.",
+    )
+    launch_max_instances: int = Field(
+        1,
+        ge=1,
+        le=20,
+        description="Most batch instances at once; above 1 the launcher scales by queue depth.",
+    )
+    launch_messages_per_instance: int = Field(
+        500,
+        ge=1,
+        description="Queue depth per instance when LAUNCH_MAX_INSTANCES is above 1.",
+    )
+    batch_instance_tag: str = Field(
+        "transcription-batch-worker",
+        pattern=r"^[A-Za-z0-9 _.:/=+@-]{1,255}$",
+        description=(
+            "Value of the SmartRouterRole tag (and Name) of batch instances: how the launcher "
+            "finds running ones and what the instance role may terminate."
+        ),
+    )
+    launch_token_window_s: int = Field(
+        900,
+        ge=60,
+        le=86_400,
+        description=(
+            "Manual launches in the same window of this many seconds share EC2 ClientTokens, "
+            "so a double invocation starts one instance (scheduled ones use the schedule time)."
+        ),
+    )
+
+    @field_validator("launch_instance_types", "launch_subnet_ids", mode="before")
+    @classmethod
+    def _split_words(cls, value: Any) -> Any:
+        return _word_list(value)
+
+    @field_validator("launch_instance_types")
+    @classmethod
+    def _instance_types(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not _INSTANCE_TYPE_RE.match(v)]
+        if bad:
+            raise ValueError(f"not EC2 instance types: {bad}")
+        return value
+
+    @field_validator("launch_subnet_ids")
+    @classmethod
+    def _subnets(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not _SUBNET_RE.match(v)]
+        if bad:
+            raise ValueError(f"not subnet ids: {bad}")
+        return value
 
 
 S = TypeVar("S", bound=BaseSettings)
@@ -244,4 +513,31 @@ def load_settings(cls: type[S], **overrides: Any) -> S:
         raise SettingsError(problems) from None
 
 
-ALL_SETTINGS: tuple[type[_Settings], ...] = (RouterSettings, ServerSettings, WorkerSettings)
+class StatusSettings(PrefixSettings):
+    """`smart-router status`: where a session's pieces are (read-only; every value optional)."""
+
+    bucket_name: BucketName | None = Field(
+        None, description="S3 bucket that holds the audio chunks and the transcripts."
+    )
+    queue_url: str | None = Field(None, description="URL of the SQS work queue.")
+    dlq_url: str | None = Field(
+        None,
+        description=(
+            "URL of the work queue's dead-letter queue (the template's DeadLetterQueueUrl); "
+            "`smart-router status` reads failed chunks from it."
+        ),
+    )
+
+    @field_validator("bucket_name", "queue_url", "dlq_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+
+ALL_SETTINGS: tuple[type[_Settings], ...] = (
+    RouterSettings,
+    ServerSettings,
+    WorkerSettings,
+    StatusSettings,
+    LauncherSettings,
+)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import boto3
+import httpx
 from botocore.config import Config
 
 if TYPE_CHECKING:
@@ -104,8 +105,12 @@ def embedded_aws(host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     bound_host, bound_port = server.get_host_and_port()
+    url = f"http://{bound_host}:{bound_port}"
+    # moto's backends live in this process, shared by every server or mock in it: start from
+    # an empty account, not from what an earlier run in the same process left behind.
+    httpx.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
     try:
-        yield f"http://{bound_host}:{bound_port}"
+        yield url
     finally:
         server.stop()
 

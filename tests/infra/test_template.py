@@ -1,10 +1,19 @@
+"""template.yaml as source: cfn-lint, and the code and build files it points at exist."""
+
 from __future__ import annotations
 
+import importlib
+import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+import pytest
+from packaging.requirements import Requirement
+
+from tests.infra.sam import ROOT, resources_of, source
+from tests.test_dependency_closure import FORBIDDEN, PROJECT, closure
 
 
 def test_template_is_cfn_lint_clean() -> None:
@@ -13,5 +22,52 @@ def test_template_is_cfn_lint_clean() -> None:
         capture_output=True,
         text=True,
         check=False,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+FUNCTIONS = resources_of(source(), "AWS::Serverless::Function")
+
+
+def test_both_functions_are_there() -> None:
+    assert set(FUNCTIONS) == {"RouterFunction", "LauncherFunction"}
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_handler_module_and_function_exist(logical_id: str) -> None:
+    handler = FUNCTIONS[logical_id]["Properties"]["Handler"]
+    module_name, _, attribute = handler.rpartition(".")
+    assert (ROOT / (module_name.replace(".", "/") + ".py")).is_file()
+    module = importlib.import_module(module_name)
+    assert callable(getattr(module, attribute))
+
+
+@pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))
+def test_makefile_build_target_exists(logical_id: str) -> None:
+    function = FUNCTIONS[logical_id]
+    assert function["Metadata"]["BuildMethod"] == "makefile"
+    code_uri = ROOT / function["Properties"]["CodeUri"]
+    makefile = (code_uri / "Makefile").read_text()
+    # `sam build` runs `make build-<LogicalId>` with ARTIFACTS_DIR set.
+    assert re.search(rf"^build-{logical_id}:", makefile, re.M)
+    assert "ARTIFACTS_DIR" in makefile
+
+
+def test_launcher_makefile_installs_the_launcher_extra_only() -> None:
+    makefile = (ROOT / "batch_worker" / "Makefile").read_text()
+    assert "[launcher]" in makefile
+    assert "--only-binary=:all:" in makefile
+
+
+def test_launcher_extra_pulls_no_heavy_packages() -> None:
+    # Read from pyproject.toml (an installed or stale egg-info may predate the extra), then
+    # walk the installed dependency graph from each requirement.
+    extra = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = [Requirement(r) for r in extra["optional-dependencies"]["launcher"]]
+    deps: set[str] = set()
+    for req in requirements:
+        assert req.name != PROJECT
+        deps |= closure(req.name, set(req.extras))
+    assert "aws-lambda-powertools" in deps and "boto3" in deps
+    assert not FORBIDDEN & deps, f"launcher closure includes {sorted(FORBIDDEN & deps)}"

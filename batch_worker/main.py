@@ -1,0 +1,55 @@
+"""Wiring of the worker for `smart-router worker`: settings, clients, engine, logging."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from batch_worker.progress import LogProgress, ProgressSink, RichProgress, configure_logging
+from batch_worker.queue import WorkQueue
+from batch_worker.spot import ImdsClient
+from batch_worker.worker import Worker, WorkerDeps
+from transcript_contracts.settings import WorkerSettings, load_settings
+from transcript_store import TranscriptStore
+
+logger = logging.getLogger(__name__)
+
+
+def run_worker(overrides: dict[str, Any] | None = None) -> int:
+    """Load settings (SettingsError names what is wrong), the engine once, then drain."""
+    import boto3
+    from botocore.config import Config
+
+    from whisper_engine.model import default_model_dir
+    from whisper_engine.transcriber import EngineOptions, WhisperEngine
+
+    settings = load_settings(WorkerSettings, **(overrides or {}))
+    terminal = sys.stderr.isatty()
+    configure_logging(settings.log_level, sys.stderr, rich_terminal=terminal)
+    # Standard retries with explicit timeouts; the long poll needs a read timeout above 20 s.
+    config = Config(
+        connect_timeout=5, read_timeout=60, retries={"max_attempts": 5, "mode": "standard"}
+    )
+    s3 = boto3.client("s3", config=config)
+    sqs = boto3.client("sqs", config=config)
+    model = settings.model_id or str(default_model_dir())
+    engine = WhisperEngine.load(
+        model, device=settings.device, options=EngineOptions(default_language=settings.language)
+    )
+    logger.info("model loaded", extra={"model": engine.model_name, "device": engine.device})
+    deps = WorkerDeps(
+        settings=settings,
+        queue=WorkQueue(sqs, settings.queue_url),
+        s3=s3,
+        engine=engine,
+        store=TranscriptStore(s3),
+    )
+    progress: ProgressSink = RichProgress() if terminal else LogProgress()
+    imds = ImdsClient(settings.imds_url) if settings.imds_enabled else None
+    worker = Worker(deps, progress=progress, imds=imds)
+    worker.install_signal_handlers()
+    try:
+        return worker.run()
+    finally:
+        engine.unload()
