@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from batch_worker.progress import LogProgress, ProgressSink, RichProgress, configure_logging
 from batch_worker.queue import WorkQueue
 from batch_worker.spot import ImdsClient
 from batch_worker.worker import Worker, WorkerDeps
+from notifications import build_notifier
 from transcript_contracts.settings import WorkerSettings, load_settings
 from transcript_store import TranscriptStore
 
@@ -38,12 +40,24 @@ def run_worker(overrides: dict[str, Any] | None = None) -> int:
         model, device=settings.device, options=EngineOptions(default_language=settings.language)
     )
     logger.info("model loaded", extra={"model": engine.model_name, "device": engine.device})
+    # Webhooks go out on their own threads: a slow receiver never holds up the queue.
+    deliveries = ThreadPoolExecutor(max_workers=2, thread_name_prefix="notify")
+    notifier = build_notifier(
+        settings,
+        bucket=settings.bucket_name,
+        layout=settings.layout,
+        s3=s3,
+        events=lambda: boto3.client("events", config=config),
+        ssm=lambda: boto3.client("ssm", config=config),
+        executor=deliveries,
+    )
     deps = WorkerDeps(
         settings=settings,
         queue=WorkQueue(sqs, settings.queue_url),
         s3=s3,
         engine=engine,
         store=TranscriptStore(s3),
+        events=notifier,
     )
     progress: ProgressSink = RichProgress() if terminal else LogProgress()
     imds = ImdsClient(settings.imds_url) if settings.imds_enabled else None
@@ -53,3 +67,5 @@ def run_worker(overrides: dict[str, Any] | None = None) -> int:
         return worker.run()
     finally:
         engine.unload()
+        notifier.wait_for_deliveries(timeout_s=settings.stop_grace_s)
+        deliveries.shutdown(wait=False, cancel_futures=True)

@@ -18,6 +18,8 @@ import boto3
 import httpx
 from botocore.config import Config
 
+from notifications.models import EVENT_SOURCE
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_events import EventBridgeClient
@@ -51,6 +53,9 @@ class Names:
     dead_letter_queue: str = "transcription-dlq"
     event_queue: str = "router-events"
     router_failure_queue: str = "router-failures"
+    # What a subscriber sees: a rule on the default bus for our events, into a queue.
+    notification_queue: str = "notifications"
+    notification_rule: str = "transcription-notifications"
     rule: str = "audio-chunk-created"
     idempotency_table: str = "router-idempotency"
     api_key_parameter: str = "/smart-router/local/server-api-key"
@@ -66,6 +71,7 @@ class Resources:
     dead_letter_queue_url: str
     event_queue_url: str
     router_failure_queue_url: str
+    notification_queue_url: str
 
 
 @dataclass(frozen=True)
@@ -171,6 +177,15 @@ def provision(clients: Clients, names: Names, *, api_key: str, visibility_s: int
     )
     event_url, event_arn = _queue(clients.sqs, names.event_queue, {"VisibilityTimeout": "120"})
     failure_url, _ = _queue(clients.sqs, names.router_failure_queue, {})
+    notification_url, notification_arn = _queue(clients.sqs, names.notification_queue, {})
+    clients.events.put_rule(
+        Name=names.notification_rule,
+        EventPattern=json.dumps({"source": [EVENT_SOURCE]}),
+        State="ENABLED",
+    )
+    clients.events.put_targets(
+        Rule=names.notification_rule, Targets=[{"Id": "subscriber", "Arn": notification_arn}]
+    )
     # The rule of template.yaml; locally its target is a queue that the poller reads.
     clients.events.put_rule(
         Name=names.rule,
@@ -204,4 +219,5 @@ def provision(clients: Clients, names: Names, *, api_key: str, visibility_s: int
         dead_letter_queue_url=dlq_url,
         event_queue_url=event_url,
         router_failure_queue_url=failure_url,
+        notification_queue_url=notification_url,
     )

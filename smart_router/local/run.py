@@ -40,6 +40,7 @@ class LocalRunReport:
     router_failures: list[dict[str, object]]
     dead_letters: list[dict[str, object]]
     worker_exit: int | None
+    notifications: list[dict[str, object]]
 
     @property
     def ok(self) -> bool:
@@ -73,7 +74,8 @@ def run_local(options: LocalRunOptions, console: Console) -> LocalRunReport:
             stop_now = forwarded == options.stop_server_after
         if stop_now:
             progress.note(f"stopping the server after {forwarded} direct chunks")
-            threading.Thread(target=pipeline_ref[0].stop_server, daemon=True).start()
+            # In the invocation's thread: the next chunk is uploaded after this returns.
+            pipeline_ref[0].stop_server()
 
     for session in options.sessions:
         for chunk in session.chunks:
@@ -94,7 +96,14 @@ def run_local(options: LocalRunOptions, console: Console) -> LocalRunReport:
             else f"server up at {pipeline.server.url if pipeline.server else '?'}: chunks go direct"
         )
         for session in options.sessions:
-            pipeline.upload_session(session)
+            if options.stop_server_after is None:
+                pipeline.upload_session(session)
+                continue
+            # One chunk at a time, so the server stops exactly after the N-th direct chunk.
+            pipeline.upload_manifest(session)
+            for chunk in session.chunks:
+                pipeline.upload_chunk(session, chunk.index)
+                pipeline.wait_router_idle()
         pipeline.wait_router_idle()
         _show_texts(pipeline, options.sessions, progress, route=None)
         worker_exit: int | None = None
@@ -110,8 +119,11 @@ def run_local(options: LocalRunOptions, console: Console) -> LocalRunReport:
         ]
         router_failures = list(pipeline.peek_queue(pipeline.resources.router_failure_queue_url))
         dead_letters = list(pipeline.peek_queue(pipeline.resources.dead_letter_queue_url))
+        notifications = list(pipeline.peek_queue(pipeline.resources.notification_queue_url))
         routes = {uri: row.route for uri, row in progress.rows.items()}
-    return LocalRunReport(results, routes, router_failures, dead_letters, worker_exit)
+    return LocalRunReport(
+        results, routes, router_failures, dead_letters, worker_exit, notifications
+    )
 
 
 def _layout(names: Names) -> KeyLayout:
@@ -156,6 +168,11 @@ def print_report(report: LocalRunReport, sessions: list[LocalSession], console: 
             )
         for fmt, path in result.files.items():
             console.print(f"  {fmt:4} {path}")
+    console.rule("events published (EventBridge, default bus)")
+    for event in report.notifications:
+        detail = event.get("detail")
+        session_id = detail.get("session_id") if isinstance(detail, dict) else None
+        console.print(f"  {event.get('detail-type')}: session {session_id}")
     for record in report.router_failures:
         console.print(f"[red]router gave up on an event[/red]: {record.get('responsePayload')}")
     for message in report.dead_letters:
