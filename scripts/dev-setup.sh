@@ -23,6 +23,16 @@ if [[ ! -f "$stamp" ]]; then
   touch "$stamp"
 fi
 
+# checkov (template security checks, tests/infra/test_checkov.py) in its own venv: in .venv it
+# would downgrade pydantic, packaging, urllib3 and networkx.
+checkov_version="3.3.30"
+checkov_venv="$root/.cache/tools/checkov"
+if [[ ! -f "$checkov_venv/.installed-$checkov_version" ]]; then
+  "$python_bin" -m venv "$checkov_venv"
+  "$checkov_venv/bin/python" -m pip install --quiet "checkov==$checkov_version"
+  touch "$checkov_venv/.installed-$checkov_version"
+fi
+
 # Tools outside PyPI: espeak-ng makes test speech; sox measures it. Installed only when missing.
 if ! command -v espeak-ng >/dev/null 2>&1 || ! command -v sox >/dev/null 2>&1; then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
