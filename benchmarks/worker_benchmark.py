@@ -22,7 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -55,7 +55,7 @@ SENTENCES = [
     "The train to the airport leaves every fifteen minutes during the morning.",
 ]
 BUCKET = "worker-benchmark"
-REGION = "eu-north-1"
+REGION: Final = "eu-north-1"
 CHUNKS_PER_SESSION = 5
 
 

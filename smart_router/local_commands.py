@@ -83,7 +83,12 @@ def _local(args: argparse.Namespace) -> int:
         stop_server_after=args.stop_server_after,
         language=args.language or "sv",
     )
-    report = run_local(options, console)
+    try:
+        report = run_local(options, console)
+    except KeyboardInterrupt:
+        # run_local's context managers have stopped the server, worker, router and moto.
+        console.print("[yellow]interrupted: every process this run started is stopped[/yellow]")
+        return 130
     console.print()
     print_report(report, sessions, console)
     console.print(f"[dim]logs: {args.output / 'logs'}[/dim]")
@@ -148,7 +153,11 @@ def _chaos(args: argparse.Namespace) -> int:
         seed=args.seed,
         upload_rate_per_s=args.upload_rate,
     )
-    report = run_chaos(options, model_dir, args.output)
+    try:
+        report = run_chaos(options, model_dir, args.output)
+    except KeyboardInterrupt:
+        print("interrupted: every process this run started is stopped")
+        return 130
     for line in report.lines():
         print(line)
     if args.json:
