@@ -139,11 +139,11 @@ class Chaos:
         if not server.running:
             self.pipeline.start_server()
 
-    def kill_worker_mid_batch(self, worker: WorkerProcess, timeout_s: float = 120.0) -> bool:
-        """SIGKILL ``worker`` as soon as it holds messages (in flight, not yet deleted)."""
-        deadline = time.monotonic() + timeout_s
+    def kill_worker_mid_batch(self, worker: WorkerProcess) -> bool:
+        """SIGKILL ``worker`` as soon as it holds messages (in flight, not yet deleted); gives
+        up when the chaos stops first."""
         sqs = self.pipeline.clients.sqs
-        while time.monotonic() < deadline and worker.running:
+        while not self._stop.is_set() and worker.running:
             attributes = sqs.get_queue_attributes(
                 QueueUrl=self.pipeline.resources.queue_url,
                 AttributeNames=["ApproximateNumberOfMessagesNotVisible"],
@@ -153,7 +153,7 @@ class Chaos:
                 self.injected["worker_kills"] += 1
                 logger.info("chaos: worker killed mid-batch")
                 return True
-            time.sleep(0.2)
+            self._stop.wait(0.1)
         return False
 
 
@@ -197,7 +197,8 @@ def run_chaos(options: ChaosOptions, model_dir: Path, work_dir: Path) -> ChaosRe
             for session in sessions:
                 if session.session_id not in manifest_last:
                     pipeline.upload_manifest(session)
-            worker = pipeline.start_worker(name="chaos-worker")
+            # Stays up through the upload phase (no idle exit) until the killer strikes.
+            worker = pipeline.start_worker(name="chaos-worker", env={"IDLE_EXIT_S": "3600"})
             killer = threading.Thread(
                 target=chaos.kill_worker_mid_batch, args=(worker,), daemon=True
             )

@@ -291,10 +291,12 @@ class LocalPipeline:
             raise PipelineTimeoutError(f"the worker did not finish within {timeout_s:.0f} s")
         return code
 
-    def start_worker(self, *, name: str = "worker") -> WorkerProcess:
+    def start_worker(
+        self, *, name: str = "worker", env: dict[str, str] | None = None
+    ) -> WorkerProcess:
         self._workers += 1
         worker = WorkerProcess(
-            self.worker_env(),
+            {**self.worker_env(), **(env or {})},
             self.config.work_dir / "logs" / f"{name}-{self._workers}.log",
             name=name,
         )

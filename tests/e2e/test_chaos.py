@@ -13,8 +13,8 @@ def test_small_chaos_run_loses_and_duplicates_nothing(model_dir: Path, tmp_path:
         sessions=3,
         corrupt=1,
         duplicate_rate=0.3,
-        server_kill_every_s=(6.0, 12.0),
-        upload_rate_per_s=1.5,
+        server_kill_every_s=(4.0, 8.0),
+        upload_rate_per_s=1.0,
         seed=11,
     )
     report = run_chaos(options, model_dir, tmp_path)
