@@ -66,6 +66,9 @@ class _Settings(BaseSettings):
         extra="ignore",
         case_sensitive=False,
         frozen=True,
+        # Each deployable builds only its own settings class, on first use: the router's cold
+        # import does not pay for the server's, worker's and launcher's validators.
+        defer_build=True,
     )
 
     log_level: LogLevel = Field("INFO", description="Log level: DEBUG, INFO, WARNING or ERROR.")
