@@ -189,7 +189,15 @@ def measure_import(package: Path, runs: int, *, isolated: bool) -> dict[str, Any
     """``isolated``: only the package on sys.path (-S); else the dev venv (site-packages).
     Each run imports ``router.handler`` in a fresh interpreter; boto3 and the X-Ray SDK alone
     are measured alternately as yardsticks."""
-    env = {"PATH": os.environ.get("PATH", ""), **LAMBDA_ENV}
+    # LAMBDA_TASK_ROOT (the code's directory, /var/task in Lambda) is what both Powertools and
+    # the X-Ray SDK test for "in Lambda": without it the Tracer disables itself and the SDK
+    # builds its centralised sampler (two botocore clients); in Lambda it uses a local sampler.
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        **LAMBDA_ENV,
+        "LAMBDA_TASK_ROOT": str(package),
+        "LAMBDA_RUNTIME_DIR": "/var/runtime",
+    }
     args = [sys.executable, *(["-S"] if isolated else []), "-c"]
     times: dict[str, list[float]] = {m: [] for m in IMPORT_YARDSTICKS}
     modules = 0
