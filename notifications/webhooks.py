@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
 
 import httpx
-from botocore.exceptions import BotoCoreError, ClientError
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -38,6 +37,7 @@ from notifications.errors import (
 )
 from notifications.signing import EVENT_HEADER, EVENT_ID_HEADER, sign
 from transcript_contracts.url_safety import CheckedUrl, UnsafeUrlError, check_url
+from transcript_store.ssm_secret import SsmSecret
 
 if TYPE_CHECKING:
     from mypy_boto3_ssm import SSMClient
@@ -61,7 +61,7 @@ def describe_destination(url: str) -> str:
     return f"{parts.scheme or '?'}://{host}{port}"
 
 
-class WebhookSecretSource:
+class WebhookSecretSource(SsmSecret):
     """The signing key: from settings (local runs) or an SSM SecureString read once and cached.
     Never logged, never in a repr."""
 
@@ -72,38 +72,14 @@ class WebhookSecretSource:
         parameter: str | None,
         ssm: Callable[[], SSMClient],
     ) -> None:
-        self._secret = secret
-        self._parameter = parameter
-        self._ssm = ssm
-        self._cached: str | None = None
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"WebhookSecretSource(parameter={self._parameter!r})"
-
-    @property
-    def configured(self) -> bool:
-        return self._secret is not None or bool(self._parameter)
-
-    def get(self) -> str:
-        if self._secret is not None:
-            return self._secret.get_secret_value()
-        with self._lock:
-            if self._cached is None:
-                self._cached = self._fetch()
-            return self._cached
-
-    def _fetch(self) -> str:
-        if not self._parameter:
-            raise SecretError("neither WEBHOOK_SECRET nor WEBHOOK_SECRET_PARAMETER is set")
-        try:
-            response = self._ssm().get_parameter(Name=self._parameter, WithDecryption=True)
-        except (ClientError, BotoCoreError) as exc:
-            raise SecretError(f"reading SSM parameter {self._parameter!r} failed: {exc}") from exc
-        value = response.get("Parameter", {}).get("Value")
-        if not value:
-            raise SecretError(f"SSM parameter {self._parameter!r} is empty")
-        return value
+        super().__init__(
+            value=secret,
+            parameter=parameter,
+            ssm=ssm,
+            error=SecretError,
+            missing="neither WEBHOOK_SECRET nor WEBHOOK_SECRET_PARAMETER is set",
+            what="webhook signing key",
+        )
 
 
 class _RetryableError(Exception):

@@ -15,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from router.errors import QueueSendError, SecretError, ServerLookupError
 from transcript_contracts.models import QueueMessage
+from transcript_store.ssm_secret import SsmSecret
 
 if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
@@ -28,7 +29,7 @@ logger = logging.getLogger(__name__)
 SERVER_LOOKUP_TTL_S: Final = 60.0
 
 
-class ApiKeySource:
+class ApiKeySource(SsmSecret):
     """The server's bearer key: from settings (local runs) or an SSM SecureString, fetched once
     per container and cached. The value is never logged and never part of a repr."""
 
@@ -39,36 +40,14 @@ class ApiKeySource:
         parameter: str | None,
         ssm: Callable[[], SSMClient],
     ) -> None:
-        self._key = key
-        self._parameter = parameter
-        self._ssm = ssm
-        self._cached: str | None = None
-        self._lock = threading.Lock()
-
-    def __repr__(self) -> str:
-        return f"ApiKeySource(parameter={self._parameter!r}, cached={self._cached is not None})"
-
-    def get(self) -> str:
-        if self._key is not None:
-            return self._key.get_secret_value()
-        with self._lock:
-            if self._cached is None:
-                self._cached = self._fetch()
-            return self._cached
-
-    def _fetch(self) -> str:
-        if not self._parameter:
-            raise SecretError("neither API_KEY nor API_KEY_PARAMETER is set")
-        try:
-            response = self._ssm().get_parameter(Name=self._parameter, WithDecryption=True)
-        except (ClientError, BotoCoreError) as exc:
-            # The exception text names the parameter, never its value.
-            raise SecretError(f"reading SSM parameter {self._parameter!r} failed: {exc}") from exc
-        value = response.get("Parameter", {}).get("Value")
-        if not value:
-            raise SecretError(f"SSM parameter {self._parameter!r} is empty")
-        logger.info("server key read from SSM", extra={"parameter": self._parameter})
-        return value
+        super().__init__(
+            value=key,
+            parameter=parameter,
+            ssm=ssm,
+            error=SecretError,
+            missing="neither API_KEY nor API_KEY_PARAMETER is set",
+            what="server key",
+        )
 
 
 class ServerLocator:
