@@ -177,6 +177,7 @@ def run_chaos(options: ChaosOptions, model_dir: Path, work_dir: Path) -> ChaosRe
         server_port=server_port,
         server_url_override=proxy.url,
         duplicate_probability=options.duplicate_rate,
+        seed=options.seed,
         bucket_versioning=True,
         # The proxy's hangs outlast this; retries and the queue fallback take over.
         router_overrides={"read_timeout_s": 15.0, "health_timeout_s": 2.0},

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import secrets
 import threading
 import time
@@ -52,6 +53,8 @@ class PipelineConfig:
     # As template.yaml's RouterFunction: the router sizes its retries from the time left.
     lambda_timeout_s: float = 600.0
     duplicate_probability: float = 0.0
+    # Seeds the duplicate-delivery draws (chaos runs are reproducible up to thread timing).
+    seed: int | None = None
     # The router talks to this instead of the server (the chaos run's fault proxy).
     server_url_override: str | None = None
     server_port: int = 0
@@ -190,6 +193,7 @@ class LocalPipeline:
             concurrency=cfg.router_concurrency,
             duplicate_probability=cfg.duplicate_probability,
             on_invocation=self._record,
+            rng=random.Random(cfg.seed),  # noqa: S311 - fault injection, not security
         )
         self.lambda_.start()
         self._stack.callback(self.lambda_.stop)
