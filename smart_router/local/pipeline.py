@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from smart_router.local.aws import (
     REGION,
@@ -32,6 +32,9 @@ from smart_router.local.lambda_runtime import Invocation, LocalLambda
 from smart_router.local.processes import ServerProcess, WorkerProcess
 from smart_router.local.sessions import LocalSession
 from transcript_contracts.keys import TRANSCRIPT_FORMATS, KeyLayout, TranscriptFormat
+
+if TYPE_CHECKING:
+    from smart_router.session_status import SessionStatus
 
 logger = logging.getLogger(__name__)
 
@@ -333,6 +336,21 @@ class LocalPipeline:
 
         return TranscriptStore(self.clients.s3).transcript_exists(
             self.config.names.bucket, self.layout.chunk_transcript(session.session_id, index)
+        )
+
+    def session_status(self, session_id: str) -> SessionStatus:
+        """What `smart-router status` says of the session, from S3 and the queues alone."""
+        from smart_router.session_status import collect_status
+
+        return collect_status(
+            session_id,
+            bucket=self.config.names.bucket,
+            layout=self.layout,
+            s3=self.clients.s3,
+            sqs=self.clients.sqs,
+            queue_url=self.resources.queue_url,
+            dlq_url=self.resources.dead_letter_queue_url,
+            dlq_wait_s=0,
         )
 
     def fetch_session(self, session_id: str, out_dir: Path) -> SessionResult:

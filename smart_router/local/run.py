@@ -41,6 +41,8 @@ class LocalRunReport:
     dead_letters: list[dict[str, object]]
     worker_exit: int | None
     notifications: list[dict[str, object]]
+    # `smart-router status` of each session that was not stitched.
+    incomplete: dict[str, list[str]]
 
     @property
     def ok(self) -> bool:
@@ -120,9 +122,18 @@ def run_local(options: LocalRunOptions, console: Console) -> LocalRunReport:
         router_failures = list(pipeline.peek_queue(pipeline.resources.router_failure_queue_url))
         dead_letters = list(pipeline.peek_queue(pipeline.resources.dead_letter_queue_url))
         notifications = list(pipeline.peek_queue(pipeline.resources.notification_queue_url))
+        incomplete = {
+            r.session_id: [
+                f"chunk {c.index}: {c.state}" + (f" ({c.reason})" if c.reason else "")
+                for c in pipeline.session_status(r.session_id).chunks
+                if c.state != "transcribed"
+            ]
+            for r in results
+            if not r.stitched
+        }
         routes = {uri: row.route for uri, row in progress.rows.items()}
     return LocalRunReport(
-        results, routes, router_failures, dead_letters, worker_exit, notifications
+        results, routes, router_failures, dead_letters, worker_exit, notifications, incomplete
     )
 
 
@@ -158,6 +169,8 @@ def print_report(report: LocalRunReport, sessions: list[LocalSession], console: 
         console.rule(f"session {result.session_id}")
         if not result.stitched:
             console.print("[red]not stitched[/red]: the session is incomplete")
+            for line in report.incomplete.get(result.session_id, []):
+                console.print(f"  {line}")
             continue
         console.print(result.text or "")
         session = next(s for s in sessions if s.session_id == result.session_id)

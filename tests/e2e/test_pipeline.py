@@ -162,3 +162,18 @@ def test_corrupt_chunk_fails_with_its_reason_and_the_rest_is_transcribed(
     assert outcomes
     assert all(o["status"] == "incomplete" for o in outcomes)
     assert json.dumps(outcomes[-1]["missing"]) == "[1]"
+    # `smart-router status` reports it: incomplete, chunk 1 failed with the server's reason.
+    status = pipeline.session_status("e2e-corrupt")
+    assert not status.stitched
+    assert status.counts() == {"transcribed": 2, "queued": 0, "failed": 1, "missing": 0}
+    failed = next(c for c in status.chunks if c.state == "failed")
+    assert failed.index == 1
+    assert failed.reason is not None
+    assert "cannot decode audio" in failed.reason
+    # ... and one `Chunk Failed` event went out, although Lambda invoked three times.
+    events = [
+        e
+        for e in pipeline.peek_queue(pipeline.resources.notification_queue_url)
+        if e["detail"].get("session_id") == "e2e-corrupt"
+    ]
+    assert [e["detail-type"] for e in events] == ["Chunk Failed"]

@@ -73,6 +73,17 @@ def test_server_down_chunks_are_queued_and_the_worker_stitches_them(
     assert pipeline.chunk_transcript_exists(broken, 2)
     assert not pipeline.chunk_transcript_exists(broken, 1)
     assert not pipeline.fetch_session("e2e-queued-corrupt", tmp_path).stitched
+    status = pipeline.session_status("e2e-queued-corrupt")
+    assert status.counts() == {"transcribed": 2, "queued": 0, "failed": 1, "missing": 0}
+    failed = next(c for c in status.chunks if c.state == "failed")
+    assert failed.index == 1
+    assert failed.reason
+    events = [
+        e["detail-type"]
+        for e in pipeline.peek_queue(pipeline.resources.notification_queue_url)
+        if e["detail"].get("session_id") in {"e2e-queued", "e2e-queued-corrupt"}
+    ]
+    assert sorted(events) == ["Chunk Failed", "Session Transcribed"]
     # The reason is in the worker's log, next to the key.
     logs = "".join(
         p.read_text(encoding="utf-8") for p in (pipeline.config.work_dir / "logs").glob("worker*")
