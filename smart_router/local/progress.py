@@ -77,7 +77,11 @@ class RunProgress:
             else:
                 row.route = str(result.get("status"))
                 row.detail = str(result.get("reason") or "")
-            row.attempts = int(result.get("attempts") or invocation.attempts)
+            # Forward attempts (0 when the chunk was queued without one); Lambda's invocation
+            # count only when the handler failed.
+            row.attempts = (
+                invocation.attempts if invocation.error else int(result.get("attempts") or 0)
+            )
             row.seconds = invocation.seconds
             stitch = result.get("stitch") or {}
             if stitch.get("status") == "stitched":
