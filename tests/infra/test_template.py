@@ -56,8 +56,11 @@ def test_makefile_build_target_exists(logical_id: str) -> None:
 
 def test_launcher_makefile_installs_the_launcher_extra_only() -> None:
     makefile = (ROOT / "batch_worker" / "Makefile").read_text()
-    assert "[launcher]" in makefile
-    assert "--only-binary=:all:" in makefile
+    assert re.search(r'build-lambda-package\.sh" launcher "\$\(ARTIFACTS_DIR\)"', makefile)
+    # The shared recipe installs the wheel with exactly that extra, as Lambda binary wheels.
+    script = (ROOT / "scripts" / "build-lambda-package.sh").read_text()
+    assert '"${wheel}[${extra}]"' in script
+    assert "--only-binary=:all:" in script
 
 
 def test_launcher_extra_pulls_no_heavy_packages() -> None:
