@@ -33,6 +33,7 @@ from moto import mock_aws  # noqa: E402
 
 from batch_worker.queue import WorkQueue  # noqa: E402
 from batch_worker.worker import Worker, WorkerDeps  # noqa: E402
+from benchmarks.engine_benchmark import SENTENCES as ENGINE_SENTENCES  # noqa: E402
 from tests.support.speech import encode, synthesize  # noqa: E402
 from transcript_contracts.keys import KeyLayout  # noqa: E402
 from transcript_contracts.models import Manifest, QueueMessage, utc_now  # noqa: E402
@@ -42,18 +43,8 @@ from whisper_engine.audio import SAMPLE_RATE, decode_audio  # noqa: E402
 from whisper_engine.model import default_model_dir  # noqa: E402
 from whisper_engine.transcriber import EngineOptions, WhisperEngine  # noqa: E402
 
-SENTENCES = [
-    "The weather is nice today, so we decided to take a long walk in the park.",
-    "After lunch, my sister called to ask about our plans for the weekend.",
-    "We talked about the new library that opened near the train station.",
-    "I would like to book a table for four people at seven o'clock tonight.",
-    "Could you also tell me whether you have vegetarian options on the menu?",
-    "Please remember to send the report to the finance department before Friday.",
-    "The meeting has been moved to the large room on the second floor.",
-    "Our team has finished the first version of the application.",
-    "Several customers asked for a simpler way to change their passwords.",
-    "The train to the airport leaves every fifteen minutes during the morning.",
-]
+# The engine benchmark's English sentences: the same corpus for both benchmarks.
+SENTENCES = ENGINE_SENTENCES["en"][:10]
 BUCKET = "worker-benchmark"
 REGION: Final = "eu-north-1"
 CHUNKS_PER_SESSION = 5

@@ -288,3 +288,23 @@ def router_logs() -> Iterator[io.StringIO]:
 def invoke(event: Any, clock: Clock, budget_ms: int = 600_000) -> dict[str, Any]:
     result: dict[str, Any] = handler.lambda_handler(event, FakeContext(clock, budget_ms))
     return result
+
+
+def invoke_concurrently(events: list[dict[str, Any]], clock: Clock) -> list[dict[str, Any]]:
+    """One thread per event, all at once (races); any invocation error fails the caller."""
+    results: list[dict[str, Any]] = []
+    errors: list[BaseException] = []
+
+    def deliver(event: dict[str, Any]) -> None:
+        try:
+            results.append(invoke(event, clock))
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(e,)) for e in events]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    return results

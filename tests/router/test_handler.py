@@ -25,6 +25,7 @@ from tests.router.conftest import (
     Clock,
     FakeServer,
     invoke,
+    invoke_concurrently,
 )
 from tests.transcript_store.factories import BUCKET, chunk_transcript, manifest
 from transcript_contracts.formats import render
@@ -552,21 +553,7 @@ def test_stitch_race_writes_exactly_one_session(
     # Each forward returns only when both chunk transcripts exist: both then see a complete
     # session and stitch at the same instant.
     server.after_write = lambda body: both_written.wait()
-    results: list[dict[str, Any]] = []
-    errors: list[BaseException] = []
-
-    def deliver(event: dict[str, Any]) -> None:
-        try:
-            results.append(invoke(event, clock))
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=deliver, args=(e,)) for e in events]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert errors == []
+    results = invoke_concurrently(events, clock)
     assert sorted(r["stitch"]["status"] for r in results) == ["already_stitched", "stitched"]
     files = session_files(aws, "s3")
     expected = expected_session("s3", 4)

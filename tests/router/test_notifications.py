@@ -13,7 +13,16 @@ import pytest
 from notifications import SESSION_TRANSCRIBED, DeliveryFailureRecord
 from tests.events.factories import object_created
 from tests.notifications.support import EventObserver
-from tests.router.conftest import REGION, SESSION, AppFactory, Aws, Clock, FakeServer, invoke
+from tests.router.conftest import (
+    REGION,
+    SESSION,
+    AppFactory,
+    Aws,
+    Clock,
+    FakeServer,
+    invoke,
+    invoke_concurrently,
+)
 from tests.transcript_store.factories import BUCKET, chunk_transcript
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
@@ -44,21 +53,7 @@ def test_stitch_race_publishes_exactly_one_session_transcribed(
     both_written = threading.Barrier(2, timeout=10)
     # Each forward returns only when both chunk transcripts exist: both stitch at once.
     server.after_write = lambda body: both_written.wait()
-    results: list[dict[str, Any]] = []
-    errors: list[BaseException] = []
-
-    def deliver(event: dict[str, Any]) -> None:
-        try:
-            results.append(invoke(event, clock))
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=deliver, args=(e,)) for e in events]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert errors == []
+    results = invoke_concurrently(events, clock)
     assert sorted(r["stitch"]["status"] for r in results) == ["already_stitched", "stitched"]
     (event,) = session_events(observer)
     detail = event["detail"]
