@@ -7,6 +7,7 @@ import pytest
 from moto import mock_aws
 
 from tests.batch_worker.support import BUCKET, MAX_RECEIVE_COUNT, REGION, Aws, FakeImds
+from tests.support.queues import create_work_queues
 from tests.transcript_store.moto_atomic import atomic_conditional_writes
 
 
@@ -31,20 +32,9 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         sqs = boto3.client("sqs", region_name=REGION)
-        dlq_url = sqs.create_queue(QueueName="work-dlq")["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        queue_url = sqs.create_queue(
-            QueueName="work",
-            Attributes={
-                "VisibilityTimeout": "30",
-                "RedrivePolicy": (
-                    f'{{"deadLetterTargetArn": "{dlq_arn}", '
-                    f'"maxReceiveCount": "{MAX_RECEIVE_COUNT}"}}'
-                ),
-            },
-        )["QueueUrl"]
+        queue_url, dlq_url = create_work_queues(
+            sqs, max_receive_count=MAX_RECEIVE_COUNT, visibility_s=30
+        )
         yield Aws(s3=s3, sqs=sqs, queue_url=queue_url, dlq_url=dlq_url)
 
 

@@ -18,6 +18,7 @@ from mypy_boto3_sqs import SQSClient
 
 from notifications import EventPublisher, Notifier
 from smart_router.cli import main
+from tests.support.queues import create_work_queues
 from tests.transcript_store.factories import BUCKET, chunk_transcript, manifest
 from transcript_contracts.keys import KeyLayout
 from transcript_contracts.models import QueueMessage
@@ -83,18 +84,7 @@ def rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Rig]:
         s3 = SESSION.client("s3", region_name=REGION)
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
         sqs = SESSION.client("sqs", region_name=REGION)
-        dlq_url = sqs.create_queue(QueueName="work-dlq")["QueueUrl"]
-        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        queue_url = sqs.create_queue(
-            QueueName="work",
-            Attributes={
-                "RedrivePolicy": json.dumps(
-                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "3"}
-                )
-            },
-        )["QueueUrl"]
+        queue_url, dlq_url = create_work_queues(sqs)
         monkeypatch.setenv("BUCKET_NAME", BUCKET)
         monkeypatch.setenv("QUEUE_URL", queue_url)
         monkeypatch.setenv("DLQ_URL", dlq_url)
