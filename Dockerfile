@@ -52,7 +52,7 @@ COPY --from=build --chown=10001:10001 /opt/smart-router/models /opt/smart-router
 USER 10001:10001
 WORKDIR /home/app
 EXPOSE 8000
-# 200 only once the model is loaded; 503 while loading or unable to work (DESIGN.md P6).
+# 200 only once the model is loaded; 503 while loading or unable to work (docs/design.md P6).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=300s --retries=3 \
     CMD ["python3", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('PORT', '8000'), timeout=4)"]
 ENTRYPOINT ["smart-router"]

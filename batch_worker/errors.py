@@ -1,4 +1,11 @@
-"""Typed errors of the batch worker."""
+"""Typed errors of the batch worker.
+
+WorkerError
+├── QueueError            SQS answered an error or could not be reached
+├── InvalidMessageError   a queue message is not a valid work item (left for redrive)
+├── ChunkInputError       the chunk's audio is unusable: missing, too large, undecodable
+└── ImdsError             instance metadata (spot notices) could not be read
+"""
 
 from __future__ import annotations
 
@@ -31,3 +38,7 @@ class ChunkInputError(WorkerError):
     def __init__(self, reason: str) -> None:
         self.reason = reason
         super().__init__(reason)
+
+
+class ImdsError(WorkerError):
+    """Instance metadata could not be read (not on EC2, network, unexpected answer)."""

@@ -9,13 +9,17 @@ from typing import Any
 
 from batch_worker.progress import LogProgress, ProgressSink, RichProgress, configure_logging
 from batch_worker.queue import WorkQueue
+from batch_worker.settings import WorkerSettings
 from batch_worker.spot import ImdsClient
 from batch_worker.worker import Worker, WorkerDeps
 from notifications import build_notifier
-from transcript_contracts.settings import WorkerSettings, load_settings
+from transcript_contracts.settings import load_settings
 from transcript_store import TranscriptStore
 
 logger = logging.getLogger(__name__)
+
+# The model cannot be had (registry download or verification, or loading): sysexits' EX_CONFIG.
+EXIT_MODEL_LOAD_FAILED = 78
 
 
 def run_worker(overrides: dict[str, Any] | None = None) -> int:
@@ -23,6 +27,8 @@ def run_worker(overrides: dict[str, Any] | None = None) -> int:
     import boto3
     from botocore.config import Config
 
+    from model_registry.resolve import LOAD_FAILED_MESSAGE, fetch_if_registry
+    from whisper_engine.errors import WhisperEngineError
     from whisper_engine.model import default_model_dir
     from whisper_engine.transcriber import EngineOptions, WhisperEngine
 
@@ -35,11 +41,21 @@ def run_worker(overrides: dict[str, Any] | None = None) -> int:
     )
     s3 = boto3.client("s3", config=config)
     sqs = boto3.client("sqs", config=config)
-    model = settings.model_id or str(default_model_dir())
-    engine = WhisperEngine.load(
-        model, device=settings.device, options=EngineOptions(default_language=settings.language)
+    # Before the first receive: a model that cannot be had leaves the queue untouched.
+    try:
+        local = fetch_if_registry(settings.model_id, settings.model_cache_dir, s3=s3)
+        model = str(local.path) if local else settings.model_id or str(default_model_dir())
+        engine = WhisperEngine.load(
+            model, device=settings.device, options=EngineOptions(default_language=settings.language)
+        )
+    except (WhisperEngineError, OSError) as exc:
+        logger.error("%s: %s", LOAD_FAILED_MESSAGE, exc)
+        return EXIT_MODEL_LOAD_FAILED
+    model_version = local.version if local else None
+    logger.info(
+        "model loaded",
+        extra={"model": engine.model_name, "model_version": model_version, "device": engine.device},
     )
-    logger.info("model loaded", extra={"model": engine.model_name, "device": engine.device})
     # Webhooks go out on their own threads: a slow receiver never holds up the queue.
     deliveries = ThreadPoolExecutor(max_workers=2, thread_name_prefix="notify")
     notifier = build_notifier(
@@ -58,6 +74,7 @@ def run_worker(overrides: dict[str, Any] | None = None) -> int:
         engine=engine,
         store=TranscriptStore(s3),
         events=notifier,
+        model_version=model_version,
     )
     progress: ProgressSink = RichProgress() if terminal else LogProgress()
     imds = ImdsClient(settings.imds_url) if settings.imds_enabled else None

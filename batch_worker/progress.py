@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import IO, Any, Final, Protocol
 
+from transcript_contracts.log_safety import cap_secret_bearing_loggers
+
 logger = logging.getLogger(__name__)
 
 # Attributes every LogRecord has; anything else on a record came in through ``extra=``.
@@ -145,7 +147,8 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str, stream: IO[str], *, rich_terminal: bool) -> None:
-    """Rich handler on a terminal, JSON lines otherwise (replaces earlier root handlers)."""
+    """Rich handler on a terminal, JSON lines otherwise (replaces earlier root handlers): the
+    worker's one logging setup."""
     handler: logging.Handler
     if rich_terminal:
         from rich.logging import RichHandler
@@ -155,3 +158,5 @@ def configure_logging(level: str, stream: IO[str], *, rich_terminal: bool) -> No
         handler = logging.StreamHandler(stream)
         handler.setFormatter(JsonFormatter())
     logging.basicConfig(level=level, handlers=[handler], force=True)
+    # LOG_LEVEL=DEBUG must not print the webhook signing key read from SSM (P16).
+    cap_secret_bearing_loggers()

@@ -1,4 +1,5 @@
-"""The SQS work queue, through an injected boto3 client (moto in tests)."""
+"""The worker's side of the SQS work queue (receive, delete, change visibility), through an
+injected boto3 client (moto in tests)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from typing import TYPE_CHECKING, Final
 from botocore.exceptions import BotoCoreError, ClientError
 
 from batch_worker.errors import QueueError
+from transcript_store.errors import QueueReadError
+from transcript_store.queue_depth import read_queue_depth
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -111,10 +114,7 @@ class WorkQueue:
     def depth(self) -> int | None:
         """Visible messages (approximate); None when SQS cannot say right now."""
         try:
-            attributes = self._sqs.get_queue_attributes(
-                QueueUrl=self.url, AttributeNames=["ApproximateNumberOfMessages"]
-            )["Attributes"]
-        except (ClientError, BotoCoreError) as exc:
-            logger.debug("queue depth unavailable: %s", _detail(exc))
+            return read_queue_depth(self._sqs, self.url).visible
+        except QueueReadError as exc:
+            logger.debug("queue depth unavailable: %s", exc.detail)
             return None
-        return int(attributes.get("ApproximateNumberOfMessages", "0"))

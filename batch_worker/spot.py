@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
+from batch_worker.errors import ImdsError
+
 logger = logging.getLogger(__name__)
 
 TOKEN_TTL_S: Final = 21_600
@@ -30,10 +32,6 @@ _TIMEOUT_S: Final = 2.0
 class SpotNotice:
     action: str
     time: datetime | None  # when EC2 acts; None when the notice carries no parseable time
-
-
-class ImdsError(Exception):
-    """Instance metadata could not be read (not on EC2, network, unexpected answer)."""
 
 
 class ImdsClient:

@@ -4,13 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from transcript_contracts.models import ChunkTranscript, QueueMessage, Segment, SourceObject
+from transcript_contracts.models import ChunkTranscript, QueueMessage, SourceObject, segments_from
 from whisper_engine.results import TranscriptionResult
-
-
-def segments_of(result: TranscriptionResult) -> list[Segment]:
-    # The engine may round an end a hair before its start; the contract forbids that.
-    return [Segment(start=s.start, end=max(s.start, s.end), text=s.text) for s in result.segments]
 
 
 def chunk_transcript(
@@ -20,6 +15,7 @@ def chunk_transcript(
     *,
     processing_s: float,
     created_at: datetime,
+    model_version: str | None = None,
 ) -> ChunkTranscript:
     """The chunk transcript of ``message``'s audio; ``etag`` is the object actually read."""
     return ChunkTranscript(
@@ -28,9 +24,10 @@ def chunk_transcript(
         source=SourceObject(bucket=message.bucket, key=message.key, etag=etag),
         language=result.language,
         model=result.model,
+        model_version=model_version,
         duration_s=result.duration_s,
         text=result.text,
-        segments=segments_of(result),
+        segments=segments_from(result.segments),
         processing_s=round(max(processing_s, 0.0), 4),
         created_at=created_at,
     )

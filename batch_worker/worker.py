@@ -1,6 +1,6 @@
 """The batch worker: drain the SQS queue, transcribe chunks in batches, stitch sessions.
 
-Per message (DESIGN.md P7, P8, P10-P14):
+Per message (docs/design.md P7, P8, P10-P14):
 validate -> skip if the chunk transcript exists (HEAD) -> download to a temp file -> decode ->
 transcribe (the batch's decodable chunks together) -> write the transcript create-only ->
 stitch the session if it is now complete -> delete the message.
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
 import subprocess
 import tempfile
@@ -34,16 +33,18 @@ from pydantic import ValidationError
 
 from batch_worker import fetch
 from batch_worker.errors import ChunkInputError, InvalidMessageError, QueueError
-from batch_worker.events import NoopEvents, WorkerEvents
 from batch_worker.heartbeat import Heartbeat, StopControl
 from batch_worker.progress import LogProgress, ProgressSink, WorkerStats, summary_line
 from batch_worker.queue import ReceivedMessage, WorkQueue
+from batch_worker.settings import WorkerSettings
 from batch_worker.spot import ImdsClient, SpotNotice, SpotWatcher
 from batch_worker.transcripts import chunk_transcript
+from notifications.session_events import NotificationsOff, SessionEvents
 from transcript_contracts.errors import KeyGrammarError, StitchError
 from transcript_contracts.keys import KeyLayout
+from transcript_contracts.language import is_language_code
 from transcript_contracts.models import Manifest, QueueMessage
-from transcript_contracts.settings import WorkerSettings
+from transcript_contracts.validation import describe_validation_error
 from transcript_store import InvalidDocumentError, StitchOutcome, StorageError, TranscriptStore
 from whisper_engine.errors import WhisperEngineError
 from whisper_engine.results import TranscriptionResult
@@ -68,7 +69,6 @@ SPOT_SAFETY_S: Final = 15.0
 # The watchdog kills the process this long after the deadline plus the stop grace.
 WATCHDOG_SLACK_S: Final = 30.0
 _DOWNLOAD_THREADS: Final = 4
-_LANGUAGE_RE: Final = re.compile(r"^(auto|[a-z]{2,3})$")
 
 OutcomeStatus = Literal["transcribed", "skipped", "failed", "invalid", "released"]
 
@@ -87,7 +87,7 @@ class Outcome:
     stitch: StitchOutcome | None = None
 
 
-class Transcriber(Protocol):
+class BatchTranscriber(Protocol):
     """What the worker needs of the engine (``whisper_engine.WhisperEngine``)."""
 
     def transcribe_many(
@@ -121,15 +121,17 @@ class WorkerDeps:
     settings: WorkerSettings
     queue: WorkQueue
     s3: S3Client
-    engine: Transcriber
+    engine: BatchTranscriber
     store: TranscriptStore
-    events: WorkerEvents = field(default_factory=NoopEvents)
+    events: SessionEvents = field(default_factory=NotificationsOff)
     decode: Decoder = fetch.decode
     # The loop's clock (idle time, graceful deadline); threads always use real time.
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     now: Callable[[], datetime] = _utc_now
     shutdown: Callable[[], None] = _power_off
+    # The registry version of the loaded model (v-<hash>), written into every chunk transcript.
+    model_version: str | None = None
 
     @property
     def layout(self) -> KeyLayout:
@@ -141,10 +143,7 @@ def parse_message(body: str, settings: WorkerSettings) -> QueueMessage:
     try:
         message = QueueMessage.model_validate_json(body)
     except ValidationError as exc:
-        reasons = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-            for e in exc.errors(include_url=False)[:5]
-        )
+        reasons = describe_validation_error(exc, root="body")
         raise InvalidMessageError(f"not a queue message: {reasons}") from None
     if message.bucket != settings.bucket_name:
         # S3 input only from the configured bucket (P17): never follow a pointer elsewhere.
@@ -256,7 +255,7 @@ class BatchProcessor:
         default = self._deps.settings.language
         manifest = manifests.get(item.message.session_id) if item.message else None
         wanted = manifest.language if manifest else None
-        if wanted and _LANGUAGE_RE.match(wanted):
+        if wanted and is_language_code(wanted):
             return wanted
         if wanted:
             logger.warning("manifest language %r ignored, using %s", wanted, default)
@@ -353,6 +352,7 @@ class BatchProcessor:
                 item.result,
                 processing_s=item.processing_s,
                 created_at=deps.now(),
+                model_version=deps.model_version,
             )
             try:
                 item.written = deps.store.write_chunk_transcript(

@@ -88,7 +88,7 @@ def build_audio(language: str) -> tuple[np.ndarray, str]:
 
 def ct2_dir() -> Path:
     """The original CTranslate2 weights with model.bin joined (faster-whisper reads one file)."""
-    from whisper_engine.prepare import WHISPER_BASE_WHEELS, default_cache_dir
+    from whisper_convert.prepare import WHISPER_BASE_WHEELS, default_cache_dir
 
     packages = default_cache_dir() / "model-packages" / "whisper-base"
     target = default_cache_dir() / "benchmark" / "ct2-whisper-base"
@@ -185,7 +185,7 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    from whisper_engine.prepare import prepare_default_model
+    from whisper_convert.prepare import prepare_default_model
 
     model_dir = args.model_dir or prepare_default_model()
     if args.child:

@@ -402,7 +402,8 @@ def measure_latency(iterations: int, stitch_sessions: int, session_chunks: int) 
 
         from router import handler
         from router.app import build_app
-        from transcript_contracts.settings import RouterSettings, load_settings
+        from router.settings import RouterSettings
+        from transcript_contracts.settings import load_settings
 
         class Context(LambdaContext):
             def __init__(self) -> None:

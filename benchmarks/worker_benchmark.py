@@ -32,12 +32,12 @@ import numpy as np  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
 from batch_worker.queue import WorkQueue  # noqa: E402
+from batch_worker.settings import WorkerSettings  # noqa: E402
 from batch_worker.worker import Worker, WorkerDeps  # noqa: E402
 from benchmarks.engine_benchmark import SENTENCES as ENGINE_SENTENCES  # noqa: E402
 from tests.support.speech import encode, synthesize  # noqa: E402
 from transcript_contracts.keys import KeyLayout  # noqa: E402
 from transcript_contracts.models import Manifest, QueueMessage, utc_now  # noqa: E402
-from transcript_contracts.settings import WorkerSettings  # noqa: E402
 from transcript_store import TranscriptStore  # noqa: E402
 from whisper_engine.audio import SAMPLE_RATE, decode_audio  # noqa: E402
 from whisper_engine.model import default_model_dir  # noqa: E402

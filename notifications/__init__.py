@@ -16,7 +16,8 @@ from notifications.errors import (
     WebhookRefusedError,
     WebhookRejectedError,
 )
-from notifications.events import EventPublisher
+from notifications.event_publisher import EventPublisher
+from notifications.from_settings import build_notifier
 from notifications.models import (
     CHUNK_FAILED,
     EVENT_SOURCE,
@@ -25,7 +26,8 @@ from notifications.models import (
     DeliveryFailureRecord,
     SessionTranscribedDetail,
 )
-from notifications.notifier import NoopNotifier, Notifier, SessionEvents, build_notifier
+from notifications.notifier import Notifier
+from notifications.session_events import NotificationsOff, SessionEvents
 from notifications.signing import (
     EVENT_HEADER,
     EVENT_ID_HEADER,
@@ -48,8 +50,8 @@ __all__ = [
     "DeliveryFailureRecord",
     "EventPublishError",
     "EventPublisher",
-    "NoopNotifier",
     "NotificationError",
+    "NotificationsOff",
     "Notifier",
     "SecretError",
     "SessionEvents",

@@ -3,6 +3,17 @@
 None of them ever reaches the transcription path: the :class:`~notifications.notifier.Notifier`
 catches them by type, logs them and records the failed delivery (a notification is never a
 reason to fail or retry transcription work).
+
+NotificationError
+├── EventPublishError          EventBridge did not take the event
+├── SecretError                the webhook signing key is not set or unreadable (SSM)
+├── WebhookError               a webhook was not delivered
+│   ├── WebhookRefusedError    the URL breaks the SSRF rules (P17): nothing was sent
+│   ├── WebhookRejectedError   the receiver answered a final status
+│   └── WebhookDeliveryError   every attempt failed (transport, 429, 5xx)
+└── SignatureError             (receivers' side) a signature does not verify; also ValueError
+    ├── SignatureMismatchError no signature matches the body and timestamp
+    └── StaleTimestampError    the timestamp is outside the tolerance
 """
 
 from __future__ import annotations
@@ -29,7 +40,7 @@ class WebhookError(NotificationError):
 
 
 class WebhookRefusedError(WebhookError):
-    """The callback URL breaks the SSRF rules (DESIGN.md P17): nothing was sent."""
+    """The callback URL breaks the SSRF rules (docs/design.md P17): nothing was sent."""
 
 
 class WebhookRejectedError(WebhookError):

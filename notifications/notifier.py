@@ -17,19 +17,17 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, wait
 from datetime import datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-import httpx
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from notifications.errors import EventPublishError, SecretError, WebhookError
-from notifications.events import EventPublisher
+from notifications.event_publisher import EventPublisher
 from notifications.models import (
     CHUNK_FAILED,
     SESSION_TRANSCRIBED,
@@ -43,7 +41,6 @@ from notifications.models import (
 )
 from notifications.records import chunk_failure_key, delivery_failure_key
 from notifications.webhooks import (
-    UrlChecker,
     WebhookSecretSource,
     WebhookSender,
     describe_destination,
@@ -51,41 +48,14 @@ from notifications.webhooks import (
 from transcript_contracts.errors import KeyGrammarError
 from transcript_contracts.keys import AudioChunkKey, KeyLayout
 from transcript_contracts.models import Manifest, SessionTranscript, utc_now
-from transcript_contracts.settings import NotificationSettings
-from transcript_contracts.url_safety import check_url
 from transcript_store import StitchOutcome, TranscriptStore, TranscriptStoreError
 
 if TYPE_CHECKING:
-    from mypy_boto3_events import EventBridgeClient
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_ssm import SSMClient
 
 logger = logging.getLogger(__name__)
 
 MAX_SESSION_JSON_BYTES = 256 * 1024 * 1024
-
-
-class SessionEvents(Protocol):
-    """The seam the router and the worker call (a :class:`Notifier` or :class:`NoopNotifier`)."""
-
-    def session_stitched(self, outcome: StitchOutcome) -> None: ...
-
-    def chunk_failed(self, bucket: str, key: str, reason: str) -> None: ...
-
-
-class NoopNotifier:
-    """Notifications off (``NOTIFICATIONS_ENABLED=false``): does nothing."""
-
-    def session_stitched(
-        self, outcome: StitchOutcome, *, bucket: str | None = None, manifest: Manifest | None = None
-    ) -> None:
-        return None
-
-    def chunk_failed(self, bucket: str, key: str, reason: str) -> None:
-        return None
-
-    def wait_for_deliveries(self, timeout_s: float | None = None) -> int:
-        return 0
 
 
 class Notifier:
@@ -350,6 +320,26 @@ class Notifier:
                 str(exc),
             )
             return
+        except Exception as exc:
+            # The notifier's boundary: a notification never fails the transcription work that
+            # called it (the router's invocation, the worker's chunk). What is not caught by
+            # type above is a bug: logged with its traceback and recorded like any failed
+            # delivery, as the executor path's crash log does (see _forget).
+            logger.exception(
+                "%s webhook delivery crashed",
+                detail_type,
+                extra={"session_id": detail.session_id, "event_id": detail.event_id},
+            )
+            self._record_failure(
+                bucket,
+                detail_type,
+                detail,
+                target,
+                describe_destination(url),
+                attempts,
+                f"{type(exc).__name__}: {exc}",
+            )
+            return
         logger.info(
             "%s webhook delivered to %s after %d attempt(s)",
             detail_type,
@@ -390,44 +380,3 @@ class Notifier:
             self._s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
         except (ClientError, BotoCoreError) as exc:
             logger.error("failure record not written to s3://%s/%s: %s", bucket, key, exc)
-
-
-def build_notifier(
-    settings: NotificationSettings,
-    *,
-    bucket: str,
-    layout: KeyLayout,
-    s3: S3Client,
-    events: Callable[[], EventBridgeClient],
-    ssm: Callable[[], SSMClient],
-    http: httpx.Client | None = None,
-    check: UrlChecker = check_url,
-    executor: Executor | None = None,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Notifier | NoopNotifier:
-    """The notifier the settings ask for; clients are made lazily by the callables."""
-    if not settings.notifications_enabled:
-        return NoopNotifier()
-    source = WebhookSecretSource(
-        secret=settings.webhook_secret, parameter=settings.webhook_secret_parameter, ssm=ssm
-    )
-    # Without a signing key there are no webhooks at all: they are never sent unsigned.
-    secret = source if source.configured else None
-    webhooks = WebhookSender(
-        timeout_s=settings.webhook_timeout_s,
-        max_attempts=settings.webhook_max_attempts,
-        backoff_s=settings.webhook_backoff_s,
-        client=http,
-        check=check,
-        sleep=sleep,
-    )
-    return Notifier(
-        bucket=bucket,
-        layout=layout,
-        s3=s3,
-        publisher=EventPublisher(events, settings.event_bus_name),
-        webhooks=webhooks,
-        secret=secret,
-        webhook_url=settings.webhook_url,
-        executor=executor,
-    )

@@ -1,8 +1,8 @@
 """Where undeliverable notifications and given-up chunks are recorded in S3.
 
 Under the session's transcript prefix, in a ``failures/`` folder (outside the key grammar of
-DESIGN.md §2, so listings of chunk transcripts skip it; outside the audio prefix, so the router
-is never triggered by it):
+docs/design.md §2, so listings of chunk transcripts skip it; outside the audio prefix, so the
+router is never triggered by it):
 
 - ``{transcript_prefix}{session}/failures/chunk-{index:04d}.json``: a :class:`ChunkFailedDetail`
   for a chunk given up on (the latest reason; ``smart-router status`` shows it);

@@ -69,12 +69,15 @@ def verify_signature(
     Raises :class:`SignatureMismatchError` when the body, the timestamp or the key differ
     (a tampered body, a re-signed timestamp), :class:`StaleTimestampError` when the timestamp is
     outside the tolerance (a replay of an old request), :class:`SignatureError` for malformed
-    headers. Constant-time comparison.
+    headers (a timestamp that is not ASCII digits, no ``v1=`` value). Nothing else: every way a
+    request can be wrong is a :class:`SignatureError`. Constant-time comparison.
     """
     if tolerance_s < 0:
         raise ValueError("tolerance_s must not be negative")
     text = str(timestamp).strip()
-    if not text.isdigit() or len(text) > 12:
+    # ASCII digits only: str.isdigit() also admits "١٢٣" and "²", which int() or the ASCII
+    # signing input would then choke on with an error receivers were not told to expect.
+    if not (text.isascii() and text.isdigit()) or len(text) > 12:
         raise SignatureError(f"{TIMESTAMP_HEADER} must be Unix seconds, got {text[:20]!r}")
     signed_at = int(text)
     offered = [

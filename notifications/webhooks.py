@@ -1,21 +1,27 @@
 """Signed webhook deliveries (see :mod:`notifications.signing` for the headers).
 
-- The URL follows the URL-input rules (DESIGN.md P17, :mod:`transcript_contracts.url_safety`):
-  https, no userinfo, every resolved address public; the request goes to the checked address
-  (``Host`` header and TLS SNI carry the name), redirects are never followed, no proxies.
-- Retries: transport errors, 429 and 5xx, with exponential backoff (``WEBHOOK_BACKOFF_S``,
-  doubled each time, at most :data:`MAX_BACKOFF_S`) up to ``WEBHOOK_MAX_ATTEMPTS`` attempts of
-  ``WEBHOOK_TIMEOUT_S`` each; 2xx ends it (no duplicate after a success); 3xx and other 4xx are
-  final. Each attempt is signed afresh (its own timestamp).
+- The URL follows the URL-input rules (docs/design.md P17,
+  :mod:`transcript_contracts.url_safety`): https, no userinfo, an ASCII host, every resolved
+  address public; the request goes to the checked address (``Host`` header and TLS SNI carry
+  the name), redirects are never followed, no proxies.
+- Each attempt is one exchange under one deadline of ``WEBHOOK_TIMEOUT_S``: connect, TLS,
+  request and the answer's headers together (:mod:`transcript_contracts.http_deadline`), so a
+  receiver trickling its headers cannot hold the router or a worker thread longer.
+- Retries: transport errors (a missed deadline included), 429 and 5xx, with exponential backoff
+  (``WEBHOOK_BACKOFF_S``, doubled each time, at most :data:`MAX_BACKOFF_S`) up to
+  ``WEBHOOK_MAX_ATTEMPTS`` attempts; 2xx ends it (no duplicate after a success); 3xx and other
+  4xx are final. Each attempt is signed afresh (its own timestamp).
 - The receiver's answer body is never read.
 """
 
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
@@ -36,6 +42,7 @@ from notifications.errors import (
     WebhookRejectedError,
 )
 from notifications.signing import EVENT_HEADER, EVENT_ID_HEADER, sign
+from transcript_contracts.http_deadline import Deadline, DeadlineTransport, new_ssl_context
 from transcript_contracts.url_safety import CheckedUrl, UnsafeUrlError, check_url
 from transcript_store.ssm_secret import SsmSecret
 
@@ -98,7 +105,9 @@ class Delivery:
 class WebhookSender:
     """POSTs signed notification bodies; raises a WebhookError subclass when it gives up.
 
-    ``client``: an httpx client (None: one is made on first use, without redirects or proxies);
+    ``client``: None (production): each attempt gets its own connection under the attempt's
+    deadline, without redirects or proxies. A client given here is used as it is, bounded only
+    by its own per-operation timeouts (tests' mock transports and loopback receivers);
     ``check``: the URL policy (P17 by default; tests inject one that admits their loopback
     receiver); ``sleep`` and ``clock``: injected so tests neither wait nor depend on time.
     """
@@ -116,22 +125,32 @@ class WebhookSender:
     ) -> None:
         if max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
+        self._timeout_s = timeout_s
         self._timeout = httpx.Timeout(timeout_s)
         self._max_attempts = max_attempts
         self._backoff_s = backoff_s
         self._client = client
-        self._client_lock = threading.Lock()
+        self._ssl_lock = threading.Lock()
+        self._ssl_context: ssl.SSLContext | None = None
         self._check = check
         self._sleep = sleep
         self._clock = clock
 
-    def _http(self) -> httpx.Client:
-        with self._client_lock:
-            if self._client is None:
-                self._client = httpx.Client(
-                    follow_redirects=False, trust_env=False, timeout=self._timeout
-                )
-            return self._client
+    def _http(self, deadline: Deadline) -> AbstractContextManager[httpx.Client]:
+        """The client for one attempt: the injected one (left open), or a fresh one whose every
+        socket operation obeys ``deadline`` (closed after the attempt)."""
+        if self._client is not None:
+            return nullcontext(self._client)
+        with self._ssl_lock:
+            if self._ssl_context is None:
+                self._ssl_context = new_ssl_context()
+            context = self._ssl_context
+        return httpx.Client(
+            transport=DeadlineTransport(deadline, ssl_context=context),
+            follow_redirects=False,
+            trust_env=False,
+            timeout=self._timeout,
+        )
 
     def deliver(
         self, url: str, *, secret: str, detail_type: str, event_id: str, body: bytes
@@ -163,7 +182,7 @@ class WebhookSender:
                 f"{destination}: gave up after {attempts} attempt(s), last: {exc}",
                 attempts=attempts,
             ) from exc
-        except WebhookRejectedError as exc:
+        except (WebhookRejectedError, WebhookRefusedError) as exc:
             exc.attempts = attempts
             raise
         logger.info(
@@ -184,20 +203,27 @@ class WebhookSender:
             **sign(secret, int(self._clock()), body),
         }
         extensions = {"sni_hostname": checked.host} if checked.scheme == "https" else {}
-        client = self._http()
-        request = client.build_request(
-            "POST",
-            checked.url_for_address(),
-            content=body,
-            headers=headers,
-            extensions=extensions,
-            timeout=self._timeout,
-        )
-        try:
-            response = client.send(request, stream=True, follow_redirects=False)
-        except httpx.TransportError as exc:
-            raise _RetryableError(f"{type(exc).__name__}: {exc}") from exc
-        response.close()
+        deadline = Deadline(self._timeout_s)
+        with self._http(deadline) as client:
+            try:
+                request = client.build_request(
+                    "POST",
+                    checked.url_for_address(),
+                    content=body,
+                    headers=headers,
+                    extensions=extensions,
+                    timeout=self._timeout,
+                )
+            except (httpx.InvalidURL, UnicodeEncodeError) as exc:
+                # Nothing was sent: a URL or header httpx cannot put on the wire.
+                raise WebhookRefusedError(f"callback URL refused: {exc}") from exc
+            try:
+                response = client.send(request, stream=True, follow_redirects=False)
+            except httpx.HTTPError as exc:
+                late = " (over the attempt's deadline)" if deadline.expired else ""
+                raise _RetryableError(f"{type(exc).__name__}: {exc}{late}") from exc
+            # The answer's body is never read: its status is all a delivery needs.
+            response.close()
         status = response.status_code
         if 200 <= status < 300:
             return status

@@ -33,12 +33,13 @@ from botocore.parsers import DEFAULT_TIMESTAMP_PARSER
 
 from notifications import build_notifier
 from router.budget import TimeBudget
-from router.events import ObjectEvent
 from router.routing import ChunkObject, RouteOutcome, RouterDeps, handle_manifest, route_chunk
-from router.services import ApiKeySource, ServerLocator, WorkQueue
+from router.s3_event import ObjectEvent
+from router.services import ServerKeySource, ServerLocator, WorkQueueSender
+from router.settings import RouterSettings
 from transcript_contracts.errors import KeyGrammarError
 from transcript_contracts.keys import ManifestKey
-from transcript_contracts.settings import RouterSettings, load_settings
+from transcript_contracts.settings import load_settings
 from transcript_store import TranscriptStore
 
 if TYPE_CHECKING:
@@ -186,7 +187,7 @@ def build_app(
         settings=settings,
         layout=settings.layout,
         store=TranscriptStore(s3),
-        queue=WorkQueue(sqs=sqs, queue_url=settings.queue_url),
+        queue=WorkQueueSender(sqs=sqs, queue_url=settings.queue_url),
         # Timeouts are explicit on every request; redirects are never followed.
         http=http or httpx.Client(follow_redirects=False, timeout=httpx.Timeout(5.0)),
         locator=ServerLocator(
@@ -195,7 +196,9 @@ def build_app(
             port=settings.server_port,
             ec2=ec2,
         ),
-        api_key=ApiKeySource(key=settings.api_key, parameter=settings.api_key_parameter, ssm=ssm),
+        api_key=ServerKeySource(
+            key=settings.api_key, parameter=settings.api_key_parameter, ssm=ssm
+        ),
         pool=ThreadPoolExecutor(max_workers=4, thread_name_prefix="router-io"),
         sleep=sleep,
         notifier=build_notifier(

@@ -1,13 +1,12 @@
 """The router Lambda's entry point: a thin adapter.
 
 Powertools Logger (correlation id = the S3 object), Metrics (EMF) and Tracer wrap one call:
-parse the event at the edge (:mod:`router.events`), hand the object to the app built once per
+parse the event at the edge (:mod:`router.s3_event`), hand the object to the app built once per
 container (:mod:`router.app`), turn the outcome into metrics and a small JSON result.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from typing import TYPE_CHECKING, Any, Final
@@ -17,8 +16,9 @@ from aws_lambda_powertools.logging.utils import copy_config_to_registered_logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
 from router.app import RouterApp, build_app
-from router.events import IgnoredEvent, classify
 from router.routing import RouteOutcome
+from router.s3_event import IgnoredEvent, classify
+from transcript_contracts.log_safety import cap_secret_bearing_loggers
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -35,8 +35,8 @@ metrics = Metrics(
 tracer = Tracer(service=SERVICE)
 copy_config_to_registered_loggers(source_logger=logger, include={"transcript_store"})
 # botocore's DEBUG logs print whole response bodies, the decrypted SSM SecureString included:
-# never below INFO here, whatever level the root logger gets (P16: the key is never logged).
-logging.getLogger("botocore").setLevel(logging.INFO)
+# never below INFO here, whatever LOG_LEVEL says (P16: the key is never logged).
+cap_secret_bearing_loggers()
 
 _app: RouterApp | None = None
 _app_lock = threading.Lock()

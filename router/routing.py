@@ -19,15 +19,15 @@ from typing import Any, Final, Literal
 
 import httpx
 
-from notifications import NoopNotifier, Notifier
+from notifications import NotificationsOff, SessionEvents
 from router.budget import TimeBudget
 from router.errors import ServerLookupError, ServerRejectedError
-from router.server import ForwardResult, Timeouts, check_health, forward
-from router.services import ApiKeySource, ServerLocator, WorkQueue
+from router.server_client import ForwardResult, Timeouts, check_health, forward
+from router.services import ServerKeySource, ServerLocator, WorkQueueSender
+from router.settings import RouterSettings
 from transcript_contracts.errors import StitchError
 from transcript_contracts.keys import AudioChunkKey, KeyLayout, ManifestKey
 from transcript_contracts.models import Manifest, QueueMessage, QueueReason, utc_now
-from transcript_contracts.settings import RouterSettings
 from transcript_store import InvalidDocumentError, StitchOutcome, TranscriptStore
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,8 @@ logger = logging.getLogger(__name__)
 RouteStatus = Literal["skipped", "forwarded", "queued", "manifest_checked", "ignored", "duplicate"]
 
 
-# The server's answers that blame the audio: too large, undecodable, too long (DESIGN.md §4).
+# The server's answers that blame the audio: too large, undecodable, too long
+# (docs/design.md §4).
 AUDIO_REJECTED: Final = frozenset({413, 415, 422})
 
 
@@ -46,16 +47,16 @@ class RouterDeps:
     settings: RouterSettings
     layout: KeyLayout
     store: TranscriptStore
-    queue: WorkQueue
+    queue: WorkQueueSender
     http: httpx.Client
     locator: ServerLocator
-    api_key: ApiKeySource
+    api_key: ServerKeySource
     # Runs independent S3 reads side by side (HEAD of the transcript, GET of the manifest).
     pool: Executor
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], datetime] = utc_now
     # Completion notifications (issue 9): told only of the stitch this invocation won.
-    notifier: Notifier | NoopNotifier = field(default_factory=NoopNotifier)
+    notifier: SessionEvents = field(default_factory=NotificationsOff)
 
     @property
     def forward_timeouts(self) -> Timeouts:
@@ -180,7 +181,7 @@ def _enqueue(
 
 
 def transcribe_request(obj: ChunkObject, deps: RouterDeps, language: str | None) -> dict[str, Any]:
-    """The body of POST /transcribe-s3 (DESIGN.md §4)."""
+    """The body of POST /transcribe-s3 (docs/design.md §4)."""
     output_key = deps.layout.transcript_for(obj.chunk)
     body: dict[str, Any] = {
         "s3_input_path": obj.uri,

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Final
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from router.errors import QueueSendError, SecretError, ServerLookupError
+from router.errors import ApiKeyError, QueueSendError, ServerLookupError
 from transcript_contracts.models import QueueMessage
 from transcript_store.ssm_secret import SsmSecret
 
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 SERVER_LOOKUP_TTL_S: Final = 60.0
 
 
-class ApiKeySource(SsmSecret):
+class ServerKeySource(SsmSecret):
     """The server's bearer key: from settings (local runs) or an SSM SecureString, fetched once
     per container and cached. The value is never logged and never part of a repr."""
 
@@ -44,7 +44,7 @@ class ApiKeySource(SsmSecret):
             value=key,
             parameter=parameter,
             ssm=ssm,
-            error=SecretError,
+            error=ApiKeyError,
             missing="neither API_KEY nor API_KEY_PARAMETER is set",
             what="server key",
         )
@@ -111,8 +111,9 @@ class ServerLocator:
         return f"http://{ip}:{self._port}"
 
 
-class WorkQueue:
-    """The SQS work queue. A failed send raises QueueSendError (the invocation must fail, P4)."""
+class WorkQueueSender:
+    """The router's side of the SQS work queue: it only sends. A failed send raises
+    QueueSendError (the invocation must fail, P4)."""
 
     def __init__(self, *, sqs: SQSClient, queue_url: str) -> None:
         self._sqs = sqs

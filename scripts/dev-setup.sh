@@ -1,44 +1,62 @@
 #!/usr/bin/env bash
 # Creates or refreshes the project's virtual environment at .venv (repository root).
-# Safe to run again: it reinstalls only when pyproject.toml changed since the last run.
-# CPU torch is pinned and installed first; otherwise pip resolves torch from the registry
-# and pulls gigabytes of CUDA wheels.
+#
+#   bash scripts/dev-setup.sh                  # what the main job (scripts/main.sh) needs
+#   bash scripts/dev-setup.sh --with-ci-tools  # plus the test and lint tools (scripts/check.sh)
+#
+# Without the flag it installs the `local` extra: the router, server and worker with moto's
+# server, nothing else. With it, the `dev` extra (a superset: pytest, ruff, mypy, cfn-lint, ...)
+# and then scripts/ci-tools.sh (checkov in its own venv, espeak-ng and sox), which only the tests
+# use; a newcomer's first `scripts/main.sh` does not wait for them.
+# Safe to run again: it reinstalls only when pyproject.toml changed since the last run (or when
+# the dev tools are wanted and only the main job's set is there).
+# CPU torch is pinned and installed first; otherwise pip resolves torch from the registry and
+# pulls gigabytes of CUDA wheels.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
+extra="local"
+case "${1:-}" in
+  "") ;;
+  --with-ci-tools) extra="dev" ;;
+  -h | --help)
+    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    exit 0
+    ;;
+  *)
+    echo "dev-setup: unknown argument '$1' (expected --with-ci-tools)" >&2
+    exit 2
+    ;;
+esac
+
 python_bin="${PYTHON:-python3}"
 venv="$root/.venv"
-stamp="$venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+hash="$(sha256sum pyproject.toml | cut -c1-16)"
+# One stamp per pyproject.toml and extra; `dev` includes `local`, so it satisfies both.
+if [[ "$extra" == "dev" ]]; then
+  wanted=("$venv/.installed-$hash-dev")
+else
+  wanted=("$venv/.installed-$hash-dev" "$venv/.installed-$hash-local")
+fi
+installed=false
+for stamp in "${wanted[@]}"; do
+  [[ -f "$stamp" ]] && installed=true
+done
 
 if [[ ! -x "$venv/bin/python" ]]; then
   "$python_bin" -m venv "$venv"
 fi
-if [[ ! -f "$stamp" ]]; then
+if [[ "$installed" != true ]]; then
+  echo "dev-setup: installing .[$extra] into .venv (the first time takes a few minutes)" >&2
   "$venv/bin/python" -m pip install --quiet --upgrade pip
   "$venv/bin/python" -m pip install --quiet "torch==2.13.0"
-  "$venv/bin/python" -m pip install --quiet -e ".[dev]"
+  "$venv/bin/python" -m pip install --quiet -e ".[$extra]"
   rm -f "$venv"/.installed-*
-  touch "$stamp"
+  touch "$venv/.installed-$hash-$extra"
 fi
 
-# checkov (template security checks, tests/infra/test_checkov.py) in its own venv: in .venv it
-# would downgrade pydantic, packaging, urllib3 and networkx.
-checkov_version="3.3.30"
-checkov_venv="$root/.cache/tools/checkov"
-if [[ ! -f "$checkov_venv/.installed-$checkov_version" ]]; then
-  "$python_bin" -m venv "$checkov_venv"
-  "$checkov_venv/bin/python" -m pip install --quiet "checkov==$checkov_version"
-  touch "$checkov_venv/.installed-$checkov_version"
-fi
-
-# Tools outside PyPI: espeak-ng makes test speech; sox measures it. Installed only when missing.
-if ! command -v espeak-ng >/dev/null 2>&1 || ! command -v sox >/dev/null 2>&1; then
-  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox >/dev/null
-  else
-    echo "dev-setup: espeak-ng and sox are missing and cannot be installed (need root + apt-get)" >&2
-  fi
+if [[ "$extra" == "dev" ]]; then
+  bash "$root/scripts/ci-tools.sh"
 fi

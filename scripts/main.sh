@@ -8,6 +8,7 @@
 #   server is stopped after two chunks, so the rest take the queue path and the batch worker
 #   drains them. Session transcripts land in output/local/{session}/session.{json,txt,srt,vtt}.
 # Extra arguments go to `smart-router local` (e.g. --server-down, or --session NAME a.mp3 b.mp3).
+# Set-up installs only what this needs (the `local` extra); scripts/check.sh adds the test tools.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -6,9 +6,10 @@
 # Each value is, first found: --set KEY=VALUE, the environment, the current .env (unless
 # --force), the AWS default below, the example's value. With a terminal it asks for the main
 # settings (--all: every one); without one, or with --non-interactive, it asks nothing.
-# AWS defaults: the key lives in SSM (API_KEY empty, API_KEY_PARAMETER=/transcription/api-key),
-# the router finds the server by tag (SERVER_URL empty), QUEUE_URL and IDEMPOTENCY_TABLE come
-# from the stack (steps 020/340), ALLOWED_BUCKETS is [BUCKET_NAME]. BUCKET_NAME is required.
+# AWS defaults: the key lives in SSM (API_KEY empty, API_KEY_PARAMETER=/transcription/api-key);
+# SERVER_URL (the server's private address), QUEUE_URL, IDEMPOTENCY_TABLE, the instance tags and
+# the subnets come from the stack's outputs (steps 020/340 write them); ALLOWED_BUCKETS is
+# [BUCKET_NAME]. BUCKET_NAME is required.
 # Re-runnable: the same answers give the same file ("unchanged"). Makes no AWS call.
 #
 # Usage: step-000-setup-configuration.sh [--non-interactive] [--all] [--force]
@@ -46,7 +47,7 @@ DEPLOY_EXAMPLE="$SCRIPTS_DIR/lib/deploy.env.example"
 [[ -f $EXAMPLE ]] || die "$EXAMPLE is missing: run this from a complete checkout."
 
 PROMPTED="AWS_REGION BUCKET_NAME STACK_NAME AUDIO_PREFIX TRANSCRIPT_PREFIX LANGUAGE MODEL_ID \
-API_KEY_PARAMETER SERVER_INSTANCE_TYPE SERVER_ALLOWED_CIDR VPC_ID LAUNCH_SUBNET_IDS"
+API_KEY_PARAMETER SERVER_INSTANCE_TYPE VPC_CIDR ALARM_EMAIL MONTHLY_BUDGET_USD"
 
 keys_of() {
   sed -n 's/^\([A-Z][A-Z0-9_]*\)=.*/\1/p' "$@"
@@ -74,8 +75,8 @@ set_value() {
 aws_default() {
   case "$1" in
     API_KEY | QUEUE_URL | IDEMPOTENCY_TABLE | SERVER_URL | DLQ_URL | LAUNCH_TEMPLATE_ID) printf "" ;;
+    SERVER_INSTANCE_TAG | BATCH_INSTANCE_TAG | LAUNCH_SUBNET_IDS) printf "" ;;
     API_KEY_PARAMETER) printf '/transcription/api-key' ;;
-    SERVER_INSTANCE_TAG) printf 'transcription-server' ;;
     BUCKET_NAME) printf '' ;;
     *) return 1 ;;
   esac

@@ -28,8 +28,6 @@ check() {
   fi
 }
 
-[[ -n ${VPC_ID:-} ]] || problem "VPC_ID is empty (template.yaml's VpcId has no default)."
-[[ -n ${LAUNCH_SUBNET_IDS:-} ]] || problem "LAUNCH_SUBNET_IDS is empty (template.yaml's SubnetIds has no default)."
 check AWS_REGION '^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-[0-9]+$' 'an AWS region such as eu-north-1'
 check BUCKET_NAME '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$' '3-63 of a-z 0-9 . -'
 check STACK_NAME '^[A-Za-z][A-Za-z0-9-]{0,127}$' 'a CloudFormation stack name'
@@ -53,18 +51,35 @@ if [[ -z ${API_KEY:-} ]]; then
 else
   warn "API_KEY is set in $(basename "$ENV_FILE"): in AWS the key belongs in SSM (API_KEY_PARAMETER; step-010 stores it)."
 fi
-if [[ -z ${SERVER_URL:-} && -z ${SERVER_INSTANCE_TAG:-} ]]; then
-  problem "SERVER_URL and SERVER_INSTANCE_TAG are both empty: the router needs one of them."
-fi
 if [[ -n ${SERVER_URL:-} && ! $SERVER_URL =~ ^https?://[^/[:space:]]+(/.*)?$ ]]; then
   problem "SERVER_URL='$SERVER_URL' is not an http(s) URL."
 fi
+# The stack's VPC: a private /16 and nothing wider (template.yaml's VpcCidr pattern, the same
+# regular expression): 0.0.0.0/1, ::/0 or a public range are refused here, before any deploy.
+if [[ -n ${VPC_CIDR:-} && ! $VPC_CIDR =~ $VPC_CIDR_PATTERN ]]; then
+  problem "VPC_CIDR='$VPC_CIDR' is not a private /16 (10.x.0.0/16, 172.16-31.x.0.0/16 or 192.168.0.0/16): the stack's network is never public or wider."
+fi
 if [[ -n ${SERVER_ALLOWED_CIDR:-} ]]; then
-  if [[ ! $SERVER_ALLOWED_CIDR =~ ^([0-9]{1,3}\.){3}[0-9]{1,3}/[0-9]{1,2}$ ]]; then
-    problem "SERVER_ALLOWED_CIDR='$SERVER_ALLOWED_CIDR' is not an IPv4 CIDR such as 10.0.0.0/16."
-  elif [[ $SERVER_ALLOWED_CIDR == 0.0.0.0/0 ]]; then
-    problem "SERVER_ALLOWED_CIDR is 0.0.0.0/0: open the server's port to your network only."
+  warn "SERVER_ALLOWED_CIDR is no longer used: the server's port admits only the router's security group."
+fi
+if [[ -n ${WEBHOOK_URL:-} ]]; then
+  [[ $WEBHOOK_URL =~ ^https://[^[:space:]]+$ ]] || problem "WEBHOOK_URL='$WEBHOOK_URL' is not an https URL."
+  [[ -n ${WEBHOOK_SECRET_PARAMETER:-} ]] || problem "WEBHOOK_URL is set but WEBHOOK_SECRET_PARAMETER is empty: webhooks are always signed (step-010 creates the key)."
+fi
+if [[ -n ${WEBHOOK_SECRET_PARAMETER:-} ]]; then
+  check WEBHOOK_SECRET_PARAMETER '^/[A-Za-z0-9_./-]+$' 'an SSM parameter name such as /transcription/webhook-secret'
+fi
+if [[ -n ${ALARM_EMAIL:-} && ! $ALARM_EMAIL =~ ^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$ ]]; then
+  problem "ALARM_EMAIL='$ALARM_EMAIL' is not an e-mail address."
+fi
+[[ -z ${MONTHLY_BUDGET_USD:-} ]] || check MONTHLY_BUDGET_USD '^[1-9][0-9]*$' 'a whole number of US dollars'
+if [[ -n ${QUEUE_AGE_ALARM_S:-} ]]; then
+  if [[ ! $QUEUE_AGE_ALARM_S =~ ^[0-9]+$ ]] || ((QUEUE_AGE_ALARM_S < 3600 || QUEUE_AGE_ALARM_S > 345600)); then
+    problem "QUEUE_AGE_ALARM_S='$QUEUE_AGE_ALARM_S' is not 3600-345600 seconds (the work queue keeps messages 4 days)."
   fi
+fi
+if [[ -n ${LOG_RETENTION_DAYS:-} && " $LOG_RETENTION_VALUES " != *" $LOG_RETENTION_DAYS "* ]]; then
+  problem "LOG_RETENTION_DAYS='$LOG_RETENTION_DAYS' is not one of CloudWatch Logs' values ($LOG_RETENTION_VALUES)."
 fi
 if [[ $problems -gt 0 ]]; then
   die "$problems setting(s) in $ENV_FILE need fixing (listed above): edit it or re-run step-000."

@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # step-320: start the persistent GPU transcription server (the real-time path; the batch worker
-# is started by the stack's launcher, not here). One on-demand instance tagged
-# Name=SERVER_INSTANCE_TAG (the router finds it by that tag when SERVER_URL is empty): the AMI is
-# SERVER_AMI_ID or the latest AWS Deep Learning Base GPU AMI (Ubuntu 22.04, Docker and the NVIDIA
-# runtime installed); IMDSv2 required with hop limit 1 (the container uses the host network);
-# the security group and instance profile are the stack's outputs (ServerSecurityGroupId,
-# ServerInstanceProfileName; or SERVER_SECURITY_GROUP_ID / SERVER_INSTANCE_PROFILE in .env). Its
-# user data pulls IMAGE_URI and runs `smart-router serve` with --gpus all, the key read from SSM.
-# Re-runnable: a pending or running instance with the tag is reused, not doubled. Records
-# SERVER_INSTANCE_ID and SERVER_URL in .env.
+# is started by the stack's launcher, not here). One on-demand instance on the stack's server
+# network interface (output ServerNetworkInterfaceId): a private subnet, the server's security
+# group (port 8000 from the router's group only), no public address, and a fixed private IP, so
+# the router's SERVER_URL (output ServerUrl) names it without any look-up. Instance profile
+# (ServerInstanceProfileName), log group (ServerLogGroupName) and tag (ServerInstanceTag, as
+# SmartRouterRole and Name) are the stack's too. The AMI is SERVER_AMI_ID or the latest AWS Deep
+# Learning Base GPU AMI (Ubuntu 22.04: Docker, the NVIDIA runtime, the SSM agent); IMDSv2
+# required with hop limit 1 (the container uses the host network). Its user data pulls IMAGE_URI
+# and runs `smart-router serve` with --gpus all, the key read from SSM, its logs shipped to
+# CloudWatch Logs. Re-runnable: a pending or running server is reused, not doubled. Records
+# SERVER_INSTANCE_ID and SERVER_URL in .env. No SSH: reach the instance with SSM.
 #
 # Usage: step-320-fast-api-launch-gpu-instances.sh [--env-file PATH] [--dry-run]
 set -euo pipefail
@@ -19,24 +21,48 @@ parse_common_args "$@"
 no_extra_args
 load_env
 require_env ECR_REPOSITORY_URI step-301-fast-api-setup-ecr-repository.sh
-require_env SERVER_INSTANCE_TAG step-000-setup-configuration.sh
+require_env STACK_NAME step-000-setup-configuration.sh
 require_env API_KEY_PARAMETER step-000-setup-configuration.sh
 require_aws
 tag="${IMAGE_TAG:-latest}"
 image="${IMAGE_URI:-$ECR_REPOSITORY_URI:$tag}"
-port="${SERVER_PORT:-8000}"
+
+read_stack
+stack_ready || [[ $DRY_RUN == 1 ]] || die "stack $STACK_NAME is not deployed: run $(step_path step-020-create-sqs-resources.sh) (or step-340) first."
+eni="$(stack_output ServerNetworkInterfaceId)"
+profile="$(stack_output ServerInstanceProfileName)"
+log_group="$(stack_output ServerLogGroupName)"
+server_url="$(stack_output ServerUrl)"
+server_tag="$(stack_output ServerInstanceTag)"
+if [[ $DRY_RUN == 0 ]]; then
+  for pair in "ServerNetworkInterfaceId:$eni" "ServerInstanceProfileName:$profile" \
+    "ServerLogGroupName:$log_group" "ServerUrl:$server_url" "ServerInstanceTag:$server_tag"; do
+    [[ -n ${pair#*:} ]] || die "stack $STACK_NAME has no ${pair%%:*} output: deploy the current template.yaml with step-340."
+  done
+fi
+eni="${eni:-<ServerNetworkInterfaceId>}"
+profile="${profile:-<ServerInstanceProfileName>}"
+log_group="${log_group:-<ServerLogGroupName>}"
+server_url="${server_url:-http://<server-private-ip>:8000}"
+server_tag="${server_tag:-${STACK_NAME}-server}"
+port="${server_url##*:}"
+port="${port%%/*}"
 
 aws_lookup ImageNotFoundException ecr describe-images --repository-name "${ECR_REPOSITORY_URI#*/}" \
   --image-ids "imageTag=$tag" --query 'imageDetails[0].imageDigest' --output text ||
   [[ $DRY_RUN == 1 ]] || die "image $image is not in ECR: run $(step_path step-313-fast-api-push-image.sh) first."
 
 aws_lookup '^$' ec2 describe-instances \
-  --filters "Name=tag:Name,Values=$SERVER_INSTANCE_TAG" "Name=instance-state-name,Values=pending,running" \
-  --query 'Reservations[].Instances[].InstanceId' --output text || true
-existing="$(printf '%s' "$AWS_OUT" | awk '{ print $1 }')"
-if [[ -n $existing && $existing != None ]]; then
+  --filters "Name=tag:$ROLE_TAG_KEY,Values=$server_tag" \
+  "Name=instance-state-name,Values=pending,running,stopping,stopped" \
+  --query 'Reservations[].Instances[].[InstanceId,State.Name]' --output text || true
+read -r existing state <<<"${AWS_OUT:-}"
+if [[ -n ${existing:-} && $existing != None && $state =~ ^(stopping|stopped)$ ]]; then
+  die "server instance $existing is $state and holds the server's network interface: start it (aws ec2 start-instances --instance-ids $existing) or terminate it, then run this step again."
+fi
+if [[ -n ${existing:-} && $existing != None ]]; then
   instance="$existing"
-  info "server instance $instance ($SERVER_INSTANCE_TAG) is already running: reused"
+  info "server instance $instance ($server_tag) is already $state: reused"
 else
   ami="${SERVER_AMI_ID:-}"
   if [[ -z $ami ]]; then
@@ -46,11 +72,6 @@ else
       die "no Deep Learning AMI is published in $AWS_REGION: set SERVER_AMI_ID in .env."
     ami="${AWS_OUT:-<dlami-id>}"
   fi
-  read_stack
-  sg="${SERVER_SECURITY_GROUP_ID:-$(stack_output ServerSecurityGroupId)}"
-  profile="${SERVER_INSTANCE_PROFILE:-$(stack_output ServerInstanceProfileName)}"
-  [[ -n $sg || $DRY_RUN == 1 ]] || die "no security group for the server: deploy the stack (step-340) or set SERVER_SECURITY_GROUP_ID."
-  [[ -n $profile || $DRY_RUN == 1 ]] || die "no instance profile for the server: deploy the stack (step-340) or set SERVER_INSTANCE_PROFILE."
 
   userdata="$(mktemp)"
   trap 'rm -f "$userdata"' EXIT
@@ -62,35 +83,28 @@ aws ecr get-login-password --region "$AWS_REGION" | docker login --username AWS 
 docker pull "$image"
 docker rm -f smart-router-server 2>/dev/null || true
 docker run -d --name smart-router-server --restart unless-stopped --gpus all --network host \\
+  --log-driver awslogs --log-opt awslogs-region="$AWS_REGION" --log-opt awslogs-group="$log_group" \\
   -e AWS_REGION="$AWS_REGION" -e API_KEY_PARAMETER="$API_KEY_PARAMETER" \\
   -e ALLOWED_BUCKETS='${ALLOWED_BUCKETS:-[\"$BUCKET_NAME\"]}' -e AUDIO_PREFIX="$AUDIO_PREFIX" \\
   -e TRANSCRIPT_PREFIX="$TRANSCRIPT_PREFIX" -e LANGUAGE="$LANGUAGE" -e DEVICE=cuda \\
   -e MODEL_ID="${MODEL_ID:-}" "$image" serve --host 0.0.0.0 --port $port
 USERDATA
-  run=(ec2 run-instances --image-id "$ami" --instance-type "${SERVER_INSTANCE_TYPE:-g4dn.xlarge}"
-    --count 1 --user-data "file://$userdata"
-    --metadata-options 'HttpTokens=required,HttpPutResponseHopLimit=1,HttpEndpoint=enabled'
-    --block-device-mappings 'DeviceName=/dev/sda1,Ebs={VolumeSize=100,VolumeType=gp3,Encrypted=true}'
-    --tag-specifications "ResourceType=instance,Tags=[{Key=Name,Value=$SERVER_INSTANCE_TAG},{Key=Project,Value=smart-transcription-router}]"
-    --query 'Instances[0].InstanceId' --output text)
-  [[ -n $sg ]] && run+=(--security-group-ids "$sg")
-  [[ -n $profile ]] && run+=(--iam-instance-profile "Name=$profile")
-  [[ -n ${SUBNET_ID:-} ]] && run+=(--subnet-id "$SUBNET_ID")
-  [[ -n ${SERVER_KEY_NAME:-} ]] && run+=(--key-name "$SERVER_KEY_NAME")
-  aws_run "${run[@]}"
+  tags="{Key=$ROLE_TAG_KEY,Value=$server_tag},{Key=Name,Value=$server_tag},{Key=Project,Value=smart-transcription-router}"
+  aws_run ec2 run-instances --image-id "$ami" --instance-type "${SERVER_INSTANCE_TYPE:-g4dn.xlarge}" \
+    --count 1 --user-data "file://$userdata" \
+    --network-interfaces "NetworkInterfaceId=$eni,DeviceIndex=0" \
+    --iam-instance-profile "Name=$profile" \
+    --metadata-options 'HttpTokens=required,HttpPutResponseHopLimit=1,HttpEndpoint=enabled' \
+    --block-device-mappings 'DeviceName=/dev/sda1,Ebs={VolumeSize=100,VolumeType=gp3,Encrypted=true}' \
+    --tag-specifications "ResourceType=instance,Tags=[$tags]" "ResourceType=volume,Tags=[$tags]" \
+    --query 'Instances[0].InstanceId' --output text
   instance="${AWS_OUT:-<instance-id>}"
-  info "server instance $instance launched"
+  info "server instance $instance launched on $eni"
 fi
 
 aws_run ec2 wait instance-running --instance-ids "$instance"
-aws_lookup '^$' ec2 describe-instances --instance-ids "$instance" \
-  --query 'Reservations[0].Instances[0].[PublicIpAddress,PrivateIpAddress]' --output text || true
-read -r public private <<<"${AWS_OUT:-None None}"
-address="$public"
-[[ -z $address || $address == None ]] && address="$private"
 set_env_value SERVER_INSTANCE_ID "$instance"
-if [[ -n $address && $address != None ]]; then
-  set_env_value SERVER_URL "http://$address:$port"
-fi
+set_env_value SERVER_URL "$server_url"
+info "server URL (private, for the router): $server_url"
 info "the server needs a few minutes to pull the image and load the model; step-326 waits for it"
 next_step step-326-fast-api-check-gpu-health.sh

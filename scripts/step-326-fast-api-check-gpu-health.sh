@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# step-326: wait until the server at SERVER_URL answers GET /health with 200 (model loaded) and
-# reports a GPU; prints model, device and memory. Polls every 10 s for --wait seconds (default
-# 600; 503 means still loading). --allow-cpu accepts a server without a GPU. Changes nothing.
+# step-326: wait until the server answers GET /health with 200 (model loaded) and reports a GPU;
+# prints model, device and memory. Polls every 10 s for --wait seconds (default 600; 503 means
+# still loading). --allow-cpu accepts a server without a GPU. Changes nothing.
 #
-# Usage: step-326-fast-api-check-gpu-health.sh [--wait SECONDS] [--allow-cpu] [--env-file PATH] [--dry-run]
+# The server sits in a private subnet and admits only the router, so by default the check runs
+# on the instance itself (SERVER_INSTANCE_ID) with SSM Run Command against 127.0.0.1; --direct
+# calls SERVER_URL from this machine instead (inside the VPC: a VPN, a bastion, a tunnel).
+#
+# Usage: step-326-fast-api-check-gpu-health.sh [--wait SECONDS] [--allow-cpu] [--direct]
+#        [--env-file PATH] [--dry-run]
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -11,6 +16,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 parse_common_args "$@"
 wait_s=600
 allow_cpu=0
+direct=0
 set -- "${REST_ARGS[@]+"${REST_ARGS[@]}"}"
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -20,29 +26,56 @@ while [[ $# -gt 0 ]]; do
       shift
       ;;
     --allow-cpu) allow_cpu=1 ;;
+    --direct) direct=1 ;;
     *) die "unknown argument '$1' (see $(basename "$0") --help)." ;;
   esac
   shift
 done
 load_env
 require_env SERVER_URL step-320-fast-api-launch-gpu-instances.sh
-require_cmd curl "install curl"
-url="${SERVER_URL%/}/health"
-if [[ $DRY_RUN == 1 ]]; then
-  print_call curl --silent --max-time 5 "$url"
-  next_step step-330-fast-api-test-transcription.sh
-  exit 0
+port="${SERVER_URL##*:}"
+port="${port%%/*}"
+if [[ $direct == 1 ]]; then
+  require_cmd curl "install curl"
+  url="${SERVER_URL%/}/health"
+  if [[ $DRY_RUN == 1 ]]; then
+    print_call curl --silent --max-time 5 "$url"
+    next_step step-330-fast-api-test-transcription.sh
+    exit 0
+  fi
+else
+  require_env SERVER_INSTANCE_ID step-320-fast-api-launch-gpu-instances.sh
+  require_aws
+  url="http://127.0.0.1:$port/health on $SERVER_INSTANCE_ID"
 fi
+
+# One look at /health: sets status (HTTP code, empty without an answer) and body.
+probe() {
+  local answer code=0
+  if [[ $direct == 1 ]]; then
+    answer="$(curl --silent --max-time 5 --write-out '\n%{http_code}' "${SERVER_URL%/}/health" 2>/dev/null)" || code=$?
+    [[ $code == 0 ]] || answer=$'\n'
+  else
+    run_on_instance "$SERVER_INSTANCE_ID" \
+      "curl --silent --max-time 5 --write-out '\\n%{http_code}' http://127.0.0.1:$port/health || echo" 60
+    if [[ $RUN_STATUS == DryRun ]]; then
+      status=200
+      body='{"status": "<dry run>", "gpu_available": true}'
+      return 0
+    fi
+    answer="$RUN_OUTPUT"
+    [[ $RUN_STATUS == Success ]] || answer=$'\n'
+  fi
+  status="${answer##*$'\n'}"
+  body="${answer%$'\n'*}"
+}
 
 deadline=$((SECONDS + wait_s))
 while :; do
-  code=0
-  body="$(curl --silent --max-time 5 --write-out '\n%{http_code}' "$url" 2>/dev/null)" || code=$?
-  status="${body##*$'\n'}"
-  body="${body%$'\n'*}"
-  [[ $code == 0 && $status == 200 ]] && break
+  probe
+  [[ $status == 200 ]] && break
   if [[ $SECONDS -ge $deadline ]]; then
-    die "the server at $url was not healthy within ${wait_s}s (last answer: ${status:-none}): check the instance's console log."
+    die "the server ($url) was not healthy within ${wait_s}s (last answer: ${status:-none}): check its log group (ServerLogGroupName) and the instance's console output."
   fi
   info "waiting for $url (answer: ${status:-no connection}) ..."
   sleep 10
@@ -53,6 +86,6 @@ field() {
 }
 info "health: $(field status), model: $(field model), device: $(field device), gpu: $(field gpu_available)"
 if [[ $(field gpu_available) != true && $allow_cpu == 0 ]]; then
-  die "the server at $url is healthy but has no GPU (gpu_available is not true): check the instance type and the NVIDIA runtime."
+  die "the server ($url) is healthy but has no GPU (gpu_available is not true): check the instance type and the NVIDIA runtime."
 fi
 next_step step-330-fast-api-test-transcription.sh

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # step-340: build and deploy template.yaml as stack STACK_NAME (sam build + sam deploy): the
-# router Lambda, its EventBridge rule, the queues, the idempotency table, the launcher, the
-# worker launch template and every IAM role. Parameters come from .env (BUCKET_NAME ->
-# BucketName, AUDIO_PREFIX -> AudioPrefix, IMAGE_URI, SERVER_ALLOWED_CIDR, ...; only those the
-# template declares; CFN_PARAM_<Name>=value for any other). A deploy without changes succeeds,
-# so it is safe to run again. Writes the stack outputs to .env.
+# private network, the router Lambda, its EventBridge rule, the queues, the idempotency table,
+# the launcher, the worker launch template, the server's network interface, the alarms and every
+# IAM role. Parameters come from .env (BUCKET_NAME -> BucketName, AUDIO_PREFIX -> AudioPrefix,
+# VPC_CIDR -> VpcCidr, ALARM_EMAIL -> AlarmEmail, ...; scripts/lib/common.sh PARAMETER_MAP; only
+# those the template declares; CFN_PARAM_<Name>=value for any other). A deploy without changes
+# succeeds, so it is safe to run again. Writes the stack outputs to .env (SERVER_URL, the
+# server's private address, among them).
 #
 # Usage: step-340-deploy-lambda-router.sh [--env-file PATH] [--dry-run]
 set -euo pipefail

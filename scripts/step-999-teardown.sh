@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# step-999: remove what the steps created, in reverse: the server instances tagged
-# SERVER_INSTANCE_TAG and batch instances tagged BATCH_INSTANCE_TAG (terminated), the stack
-# STACK_NAME (router, rule, queues and their messages, table, launcher, roles), the ECR
-# repository with its images, the SSM key (--keep-key keeps it) and the bucket's EventBridge
-# switch (other notifications kept). The bucket and its audio and transcripts are never
-# touched. Asks for confirmation unless --yes. Whatever is already gone is skipped, so it can
-# run again. Clears the recorded outputs from .env.
+# step-999: remove what the steps created, in reverse: every instance the stack can start (the
+# server of step-320 and the launcher's batch workers: tag SmartRouterRole = the stack's
+# ServerInstanceTag / BatchInstanceTag outputs, or their template formulas when the stack is
+# gone), terminated and waited for; the stack STACK_NAME (network, router, rule, queues and their
+# messages, table, launcher, alarms, roles); the ECR repository with its images; the SSM key and
+# webhook signing key (--keep-key keeps them) and the bucket's EventBridge switch (other
+# notifications kept). The bucket and its audio and transcripts are never touched. Asks for
+# confirmation unless --yes. Whatever is already gone is skipped, so it can run again. Clears
+# the recorded outputs from .env.
 #
 # Usage: step-999-teardown.sh [--yes] [--keep-key] [--env-file PATH] [--dry-run]
 set -euo pipefail
@@ -33,24 +35,27 @@ if [[ $yes == 0 && $DRY_RUN == 0 ]]; then
   [[ $answer =~ ^[Yy] ]] || die "teardown cancelled: nothing was deleted."
 fi
 
-for tag in "${SERVER_INSTANCE_TAG:-}" "${BATCH_INSTANCE_TAG:-}"; do
-  [[ -n $tag ]] || continue
+read_stack
+stack_instance_tags
+for tag in "${INSTANCE_TAGS[@]}"; do
   aws_lookup '^$' ec2 describe-instances \
-    --filters "Name=tag:Name,Values=$tag" "Name=instance-state-name,Values=pending,running,stopping,stopped" \
+    --filters "Name=tag:$ROLE_TAG_KEY,Values=$tag" "Name=instance-state-name,Values=pending,running,stopping,stopped" \
     --query 'Reservations[].Instances[].InstanceId' --output text || true
   ids="${AWS_OUT:-}"
   if [[ -n $ids && $ids != None ]]; then
     # shellcheck disable=SC2086 # one word per instance id
     aws_run ec2 terminate-instances --instance-ids $ids
-    info "terminated instances tagged $tag: $ids"
+    # The server's network interface is the stack's: it is free only once the instance is gone.
+    # shellcheck disable=SC2086 # one word per instance id
+    aws_run ec2 wait instance-terminated --instance-ids $ids
+    info "terminated instances tagged $ROLE_TAG_KEY=$tag: $ids"
   elif [[ $DRY_RUN == 1 ]]; then
-    print_call "${AWS_BASE[@]}" ec2 terminate-instances --instance-ids "<instances tagged $tag>"
+    print_call "${AWS_BASE[@]}" ec2 terminate-instances --instance-ids "<instances tagged $ROLE_TAG_KEY=$tag>"
   else
-    info "no instances tagged $tag"
+    info "no instances tagged $ROLE_TAG_KEY=$tag"
   fi
 done
 
-read_stack
 if [[ -n $STACK_STATUS || $DRY_RUN == 1 ]]; then
   aws_run cloudformation delete-stack --stack-name "$STACK_NAME"
   aws_run cloudformation wait stack-delete-complete --stack-name "$STACK_NAME"
@@ -70,14 +75,17 @@ if [[ -n ${ECR_REPOSITORY:-} ]]; then
   fi
 fi
 
-if [[ $keep_key == 0 && -n ${API_KEY_PARAMETER:-} ]]; then
-  if aws_lookup ParameterNotFound ssm get-parameter --name "$API_KEY_PARAMETER" \
-    --query Parameter.Name --output text || [[ $DRY_RUN == 1 ]]; then
-    aws_run ssm delete-parameter --name "$API_KEY_PARAMETER"
-    info "SSM parameter $API_KEY_PARAMETER deleted"
-  else
-    info "SSM parameter $API_KEY_PARAMETER: already gone"
-  fi
+if [[ $keep_key == 0 ]]; then
+  for parameter in "${API_KEY_PARAMETER:-}" "${WEBHOOK_SECRET_PARAMETER:-}"; do
+    [[ -n $parameter ]] || continue
+    if aws_lookup ParameterNotFound ssm get-parameter --name "$parameter" \
+      --query Parameter.Name --output text || [[ $DRY_RUN == 1 ]]; then
+      aws_run ssm delete-parameter --name "$parameter"
+      info "SSM parameter $parameter deleted"
+    else
+      info "SSM parameter $parameter: already gone"
+    fi
+  done
 fi
 
 if [[ -n ${BUCKET_NAME:-} ]] && aws_lookup NoSuchBucket s3api get-bucket-notification-configuration \
@@ -94,8 +102,8 @@ print(json.dumps({k: v for k, v in config.items() if v and k not in ("EventBridg
   fi
 fi
 
-for key in QUEUE_URL DLQ_URL IDEMPOTENCY_TABLE ROUTER_FUNCTION_ARN ROUTER_DEAD_LETTER_QUEUE_URL \
-  LAUNCH_TEMPLATE_ID ECR_REPOSITORY_URI IMAGE_URI SERVER_INSTANCE_ID SERVER_URL; do
+for key in $(printf '%s' "$STACK_OUTPUT_SETTINGS" | tr ' ' '\n' | sed 's/.*://') ECR_REPOSITORY_URI \
+  IMAGE_URI SERVER_INSTANCE_ID; do
   if [[ -n ${!key:-} ]]; then
     set_env_value "$key" ""
   fi

@@ -1,1 +1,1 @@
-"""The transcription server: FastAPI over the Whisper engine (DESIGN.md §4)."""
+"""The transcription server: FastAPI over the Whisper engine (docs/design.md §4)."""

@@ -7,9 +7,9 @@ the app then tries to send is replaced by the 413.
 
 from __future__ import annotations
 
-import json
-
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from server.errors import PayloadTooLargeError, api_error_response
 
 
 class BodyLimitMiddleware:
@@ -17,24 +17,11 @@ class BodyLimitMiddleware:
         self.app = app
         self.max_body_bytes = max_body_bytes
 
-    def _body(self) -> bytes:
-        message = f"request body is over the {self.max_body_bytes}-byte limit (MAX_UPLOAD_BYTES)"
-        return json.dumps({"error": {"code": "payload_too_large", "message": message}}).encode()
-
-    async def _reject(self, send: Send) -> None:
-        body = self._body()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        error = PayloadTooLargeError(
+            f"request body is over the {self.max_body_bytes}-byte limit (MAX_UPLOAD_BYTES)"
         )
-        await send({"type": "http.response.body", "body": body})
+        await api_error_response(error, {"Connection": "close"})(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -47,7 +34,7 @@ class BodyLimitMiddleware:
                 except ValueError:
                     declared = 0
                 if declared > self.max_body_bytes:
-                    await self._reject(send)
+                    await self._reject(scope, receive, send)
                     return
 
         seen = 0
@@ -73,7 +60,7 @@ class BodyLimitMiddleware:
                 return
             if message["type"] == "http.response.start" and not replied:
                 replied = True
-                await self._reject(send)
+                await self._reject(scope, receive, send)
 
         try:
             await self.app(scope, limited_receive, guarded_send)
@@ -83,4 +70,4 @@ class BodyLimitMiddleware:
                 raise
             if not replied:
                 replied = True
-                await self._reject(send)
+                await self._reject(scope, receive, send)

@@ -33,6 +33,10 @@ class BadRequestError(ApiError):
 class UnauthorizedError(ApiError):
     status, code = 401, "unauthorized"
 
+    def __init__(self, message: str) -> None:
+        # RFC 6750: a 401 names the scheme the client must use.
+        super().__init__(message, headers={"WWW-Authenticate": "Bearer"})
+
 
 class ForbiddenInputError(ApiError):
     """The input location is not allowed (bucket not configured, URL not public)."""
@@ -69,6 +73,10 @@ class UpstreamError(ApiError):
     status, code = 502, "upstream_error"
 
 
+class ServerKeyError(Exception):
+    """The server's own bearer key can't be had (unset, or SSM failed): it must not start."""
+
+
 def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
     return {"error": {"code": code, "message": message}}
 
@@ -77,6 +85,11 @@ def error_response(
     status: int, code: str, message: str, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     return JSONResponse(error_body(code, message), status_code=status, headers=headers)
+
+
+def api_error_response(exc: ApiError, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The one rendering of an ApiError; middleware that answers before routing uses it too."""
+    return error_response(exc.status, exc.code, exc.message, {**exc.headers, **(headers or {})})
 
 
 def _from_engine(exc: WhisperEngineError) -> ApiError:
@@ -93,7 +106,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def api_error(_: Request, exc: Exception) -> JSONResponse:
         if not isinstance(exc, ApiError):  # pragma: no cover - registered for ApiError only
             raise exc
-        return error_response(exc.status, exc.code, exc.message, exc.headers)
+        return api_error_response(exc)
 
     async def engine_error(_: Request, exc: Exception) -> JSONResponse:
         if not isinstance(exc, WhisperEngineError):  # pragma: no cover

@@ -1,4 +1,4 @@
-"""Start the server: settings (fail fast), the bearer key (env or SSM), uvicorn."""
+"""Start the server: settings (fail fast), the bearer key (env or SSM, read once), uvicorn."""
 
 from __future__ import annotations
 
@@ -7,22 +7,12 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from pydantic import SecretStr
-
+from server.errors import ServerKeyError
+from server.settings import ServerSettings
 from transcript_contracts.errors import SettingsError
-from transcript_contracts.settings import ServerSettings, load_settings
+from transcript_contracts.settings import load_settings
 
 logger = logging.getLogger(__name__)
-
-
-def resolve_api_key(settings: ServerSettings) -> ServerSettings:
-    """Fetch the key from SSM SecureString when only its parameter name is configured."""
-    if settings.api_key is not None or not settings.api_key_parameter:
-        return settings
-    import boto3
-
-    value = boto3.client("ssm").get_parameter(Name=settings.api_key_parameter, WithDecryption=True)
-    return settings.model_copy(update={"api_key": SecretStr(value["Parameter"]["Value"])})
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -37,7 +27,7 @@ def serve(host: str | None = None, port: int | None = None) -> int:
     if port is not None:
         overrides["port"] = port
     try:
-        settings = resolve_api_key(load_settings(ServerSettings, **overrides))
+        settings = load_settings(ServerSettings, **overrides)
     except SettingsError as exc:
         print(str(exc), file=sys.stderr)
         return 2
@@ -46,7 +36,11 @@ def serve(host: str | None = None, port: int | None = None) -> int:
     from server.app import create_app
     from server.runtime import Runtime
 
-    app = create_app(Runtime(settings))
+    try:
+        app = create_app(Runtime(settings))
+    except ServerKeyError as exc:
+        print(f"the server's key: {exc}", file=sys.stderr)
+        return 2
     uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", access_log=False)
     return 0
 

@@ -43,6 +43,11 @@ class ServerMetrics:
             buckets=(1, 2, 4, 8, 16, 32, 64),
             registry=self.registry,
         )
+        self.decoded_audio_bytes = Gauge(
+            "transcription_decoded_audio_bytes",
+            "Decoded audio held or reserved by requests in flight (MAX_DECODED_AUDIO_MB bounds it)",
+            registry=self.registry,
+        )
         self.gpu_memory = Gauge(
             "transcription_gpu_memory_bytes",
             "GPU memory allocated by the model process (0 without a GPU)",

@@ -16,14 +16,16 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from server.auth import ApiKeySource
 from server.inference import InferenceWorker, Transcriber
 from server.metrics import ServerMetrics
+from server.settings import ServerSettings
 from server.url_fetch import Resolver, system_resolver
-from transcript_contracts.settings import ServerSettings
 from whisper_engine.errors import WhisperEngineError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_ssm import SSMClient
 
 logger = logging.getLogger(__name__)
 
@@ -47,19 +49,39 @@ def default_s3_client() -> S3Client:
     return boto3.client("s3")
 
 
+def default_ssm_client() -> SSMClient:
+    import boto3
+
+    return boto3.client("ssm")
+
+
 @dataclass
 class Runtime:
     settings: ServerSettings
     engine_loader: EngineLoader = load_engine
     s3_factory: Callable[[], S3Client] = default_s3_client
+    ssm_factory: Callable[[], SSMClient] = default_ssm_client
     resolver: Resolver = system_resolver
     url_transport: httpx.BaseTransport | None = None
     metrics: ServerMetrics = field(default_factory=ServerMetrics)
     engine: Transcriber | None = None
     worker: InferenceWorker | None = None
     load_error: str | None = None
+    # The registry version (v-<hash>) of the loaded model; None for a local directory.
+    model_version: str | None = None
     _s3: S3Client | None = None
+    _api_key: ApiKeySource | None = None
     _loader: threading.Thread | None = None
+
+    def api_key(self) -> str:
+        """The bearer key (API_KEY, or read once from SSM); ServerKeyError when it can't be had."""
+        if self._api_key is None:
+            self._api_key = ApiKeySource(
+                key=self.settings.api_key,
+                parameter=self.settings.api_key_parameter,
+                ssm=self.ssm_factory,
+            )
+        return self._api_key.get()
 
     @property
     def s3(self) -> S3Client:
@@ -77,19 +99,29 @@ class Runtime:
         return self.worker is not None
 
     def _load(self) -> None:
+        from model_registry.resolve import LOAD_FAILED_MESSAGE, fetch_if_registry
+
         started = time.perf_counter()
         try:
-            engine = self.engine_loader(self.settings)
+            # An s3:// MODEL_ID is downloaded and verified first (docs/model-supply.md).
+            local = fetch_if_registry(self.settings.model_id, self.settings.model_cache_dir)
+            settings = self.settings
+            if local is not None:
+                settings = settings.model_copy(update={"model_id": str(local.path)})
+            engine = self.engine_loader(settings)
         except (WhisperEngineError, OSError, ValueError, ImportError, RuntimeError) as exc:
-            # Any failure to load leaves the server up and /health truthful (503 + reason).
-            self.load_error = f"model failed to load: {exc}"
+            # Any failure to load leaves the server up and /health truthful (503 + reason);
+            # the alarm's metric filter matches LOAD_FAILED_MESSAGE.
+            self.load_error = f"{LOAD_FAILED_MESSAGE}: {exc}"
             logger.error(self.load_error)
             return
+        self.model_version = local.version if local is not None else None
         worker = InferenceWorker(
             engine,
             max_batch=self.settings.batch_max_size,
             max_wait_s=self.settings.batch_max_wait_ms / 1000,
             max_pending=self.settings.max_pending,
+            max_decoded_bytes=self.settings.max_decoded_audio_bytes,
             on_batch=self.metrics.batch_size.observe,
         )
         worker.start()

@@ -1,4 +1,4 @@
-"""Request and response bodies of the API (DESIGN.md §4)."""
+"""Request and response bodies of the API (docs/design.md §4)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
+HealthStatus = Literal["healthy", "loading", "busy", "unavailable"]
 
 
 class SegmentOut(BaseModel):
@@ -51,11 +52,12 @@ class TranscribeUrlIn(BaseModel):
 
 
 class HealthOut(BaseModel):
-    status: Literal["healthy", "loading", "busy", "unavailable"]
+    status: HealthStatus
     model_loaded: bool
     gpu_available: bool
     device: str | None
     model: str | None
+    model_version: str | None = None
     memory_usage: dict[str, int]
     queue_depth: int
     detail: str | None = None

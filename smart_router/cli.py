@@ -19,6 +19,7 @@ from smart_router import (
     status_commands,
     worker_commands,
 )
+from transcript_contracts.log_safety import cap_secret_bearing_loggers
 
 Registrar = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 REGISTRARS: tuple[Registrar, ...] = (
@@ -49,13 +50,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+def configure_logging(verbose: bool) -> None:
+    """The command line's one logging setup: stderr, DEBUG with ``-v``, and never a secret
+    (botocore would print the SSM key `serve` reads at DEBUG, P16)."""
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
+        level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    cap_secret_bearing_loggers()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.verbose)
     handler: Callable[[argparse.Namespace], int] = args.handler
     return handler(args)

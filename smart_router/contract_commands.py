@@ -3,39 +3,47 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import get_args
+from typing import Final, get_args
 
 from pydantic import ValidationError
-from pydantic_settings import BaseSettings
 
 from transcript_contracts.errors import KeyGrammarError, SettingsError, StitchError
 from transcript_contracts.formats import render
 from transcript_contracts.keys import KeyLayout, TranscriptFormat
 from transcript_contracts.models import ChunkTranscript, Manifest
-from transcript_contracts.settings import (
-    RouterSettings,
-    ServerSettings,
-    WorkerSettings,
-    load_settings,
-)
+from transcript_contracts.settings import SettingsBase, load_settings
 from transcript_contracts.stitcher import stitch
 
-_SETTINGS: dict[str, type[RouterSettings | ServerSettings | WorkerSettings]] = {
-    "router": RouterSettings,
-    "server": ServerSettings,
-    "worker": WorkerSettings,
+# Each deployable's settings class, where it lives. Imported on use: checking the router's
+# settings never imports the server's package. tests/support/settings.py finds every class here.
+DEPLOYABLE_SETTINGS: Final[dict[str, tuple[str, str]]] = {
+    "router": ("router.settings", "RouterSettings"),
+    "server": ("server.settings", "ServerSettings"),
+    "worker": ("batch_worker.settings", "WorkerSettings"),
+    "launcher": ("launcher.settings", "LauncherSettings"),
+    "status": ("smart_router.settings", "StatusSettings"),
 }
+
+
+def settings_class(deployable: str) -> type[SettingsBase]:
+    """The settings class of ``deployable`` (a key of DEPLOYABLE_SETTINGS)."""
+    module_name, class_name = DEPLOYABLE_SETTINGS[deployable]
+    cls = getattr(importlib.import_module(module_name), class_name)
+    if not (isinstance(cls, type) and issubclass(cls, SettingsBase)):
+        raise TypeError(f"{module_name}.{class_name} is not a settings class")
+    return cls
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys = subparsers.add_parser(
         "keys",
         help="check object keys against the key grammar",
-        description="Parse each KEY with the grammar of DESIGN.md §2; print what it is or why "
+        description="Parse each KEY with the grammar of docs/design.md §2; print what it is or why "
         "it is rejected. Exit 1 if any key is rejected.",
     )
     keys.add_argument("key", nargs="+", help="object key, e.g. audio/s1/chunk-0003.mp3")
@@ -63,7 +71,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="check a deployable's settings (environment and .env)",
         description="Load the settings of a deployable and report every missing or bad value.",
     )
-    se.add_argument("deployable", choices=sorted(_SETTINGS), help="whose settings to check")
+    se.add_argument(
+        "deployable", choices=sorted(DEPLOYABLE_SETTINGS), help="whose settings to check"
+    )
     se.set_defaults(handler=_settings)
 
 
@@ -109,7 +119,7 @@ def _stitch(args: argparse.Namespace) -> int:
 
 def _settings(args: argparse.Namespace) -> int:
     try:
-        settings: BaseSettings = load_settings(_SETTINGS[args.deployable])
+        settings = load_settings(settings_class(args.deployable))
     except SettingsError as exc:
         print(str(exc), file=sys.stderr)
         return 2

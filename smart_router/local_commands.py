@@ -51,13 +51,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _local(args: argparse.Namespace) -> int:
+    from smart_router.errors import SessionInputError
     from smart_router.local.run import LocalRunOptions, print_report, run_local, stdout_console
-    from smart_router.local.sessions import (
-        SessionInputError,
-        sample_sessions,
-        session_from_files,
-    )
-    from whisper_engine.prepare import prepare_default_model
+    from smart_router.local.sessions import sample_sessions, session_from_files
+    from whisper_convert.prepare import prepare_default_model
 
     for noisy in ("httpx", "botocore", "smart_router.local.processes"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -136,7 +133,7 @@ def _chaos(args: argparse.Namespace) -> int:
     import logging
 
     from smart_router.local.chaos import ChaosOptions, run_chaos
-    from whisper_engine.prepare import prepare_default_model
+    from whisper_convert.prepare import prepare_default_model
 
     if args.chunks < 1 or args.sessions < 1 or args.sessions > args.chunks:
         print("need 1 <= --sessions <= --chunks")

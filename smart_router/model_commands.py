@@ -1,6 +1,7 @@
-"""`smart-router model ...`: prepare, convert, inspect and try the Whisper model.
+"""`smart-router model ...`: prepare, convert, publish, fetch, inspect and try the Whisper model.
 
-Heavy imports (torch, transformers, PyAV) happen inside the handlers so ``--help`` stays fast.
+Heavy imports (torch, transformers, PyAV, boto3) happen inside the handlers so ``--help`` stays
+fast. The registry commands (publish, fetch) are described in docs/model-supply.md.
 """
 
 from __future__ import annotations
@@ -11,15 +12,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from smart_router import model_registry_commands as registry_commands
 from whisper_engine.errors import WhisperEngineError
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     model = subparsers.add_parser(
         "model",
-        help="prepare, convert, inspect or try the Whisper model",
+        help="prepare, convert, publish, fetch, inspect or try the Whisper model",
         description="Manage the Whisper model the server and the worker load. Nothing is "
-        "downloaded from a model hub: the default model comes from pinned PyPI wheels.",
+        "downloaded from a model hub: the default model comes from pinned PyPI wheels, and "
+        "deployments load a version published to the S3 model registry "
+        "(MODEL_ID=s3://BUCKET/models/NAME/).",
     )
     commands = model.add_subparsers(dest="model_command", metavar="SUBCOMMAND", required=True)
 
@@ -81,15 +85,25 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     tr.add_argument("audio", type=Path, nargs="+", help="audio files")
     tr.add_argument(
-        "--model", default=None, help="model directory or cached hub id (default: prepared)"
+        "--model",
+        default=None,
+        help="model directory, cached hub id or s3://BUCKET/models/NAME/[v-HASH/] "
+        "(default: prepared)",
+    )
+    tr.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        help="model cache for s3:// (default MODEL_CACHE_DIR)",
     )
     tr.add_argument("--language", default="sv", help="language code, or auto (default sv)")
     tr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     tr.set_defaults(handler=_transcribe)
+    registry_commands.register(commands)
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from whisper_engine.prepare import prepare_default_model
+    from whisper_convert.prepare import prepare_default_model
 
     try:
         path = prepare_default_model(args.dest, cache_dir=args.cache_dir)
@@ -101,7 +115,7 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _import_ct2(args: argparse.Namespace) -> int:
-    from whisper_engine.ct2 import convert_ct2_to_transformers
+    from whisper_convert.ct2 import convert_ct2_to_transformers
 
     try:
         path = convert_ct2_to_transformers(
@@ -128,8 +142,8 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _describe(directory: Path) -> dict[str, Any]:
-    from whisper_engine.ct2 import is_converted_model, read_dims
-    from whisper_engine.ct2_format import model_bin_parts, read_model_bin
+    from whisper_convert.ct2 import is_converted_model, read_dims
+    from whisper_convert.ct2_format import model_bin_parts, read_model_bin
     from whisper_engine.errors import ModelLoadError
 
     config_path = directory / "config.json"
@@ -171,11 +185,14 @@ def _describe(directory: Path) -> dict[str, Any]:
 
 
 def _transcribe(args: argparse.Namespace) -> int:
+    from model_registry.resolve import fetch_if_registry
     from whisper_engine.model import default_model_dir
     from whisper_engine.transcriber import WhisperEngine
 
     try:
-        engine = WhisperEngine.load(args.model or default_model_dir(), device=args.device)
+        local = fetch_if_registry(args.model, args.cache_dir or registry_commands.cache_dir())
+        model = local.path if local is not None else (args.model or default_model_dir())
+        engine = WhisperEngine.load(model, device=args.device)
     except WhisperEngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -187,5 +204,6 @@ def _transcribe(args: argparse.Namespace) -> int:
             failures += 1
             print(json.dumps({"file": str(path), "error": str(exc)}))
             continue
-        print(json.dumps({"file": str(path), **result.to_dict()}, ensure_ascii=False))
+        version = {"model_version": local.version} if local is not None else {}
+        print(json.dumps({"file": str(path), **result.to_dict(), **version}, ensure_ascii=False))
     return 1 if failures else 0

@@ -11,7 +11,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "serve",
         help="run the transcription server (FastAPI + Whisper)",
-        description="Run the transcription server of DESIGN.md §4. Settings come from the "
+        description="Run the transcription server of docs/design.md §4. Settings come from the "
         "environment and .env (see .env.example): API_KEY or API_KEY_PARAMETER, MODEL_ID, "
         "LANGUAGE, DEVICE, ALLOWED_BUCKETS, size and duration caps, batching.",
     )

@@ -35,6 +35,7 @@ from notifications.records import (
     failures_prefix,
     parse_failure_name,
 )
+from smart_router.errors import StatusError
 from transcript_contracts.errors import KeyGrammarError
 from transcript_contracts.keys import (
     AudioChunkKey,
@@ -43,7 +44,13 @@ from transcript_contracts.keys import (
     SessionTranscriptKey,
 )
 from transcript_contracts.models import Manifest, QueueMessage
-from transcript_store import InvalidDocumentError, StorageError, TranscriptStore
+from transcript_store import (
+    InvalidDocumentError,
+    QueueReadError,
+    StorageError,
+    TranscriptStore,
+    read_queue_depth,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -54,10 +61,6 @@ logger = logging.getLogger(__name__)
 ChunkState = Literal["transcribed", "queued", "failed", "missing"]
 PEEK_VISIBILITY_S: Final = 10
 MAX_RECORD_BYTES: Final = 1024 * 1024
-
-
-class StatusError(Exception):
-    """S3 or SQS could not be read: the status would be a guess, so none is given."""
 
 
 @dataclass
@@ -286,23 +289,13 @@ def _delivery_failure(store: TranscriptStore, bucket: str, key: str) -> dict[str
 
 
 def _queue_counts(sqs: SQSClient, url: str) -> QueueStatus:
-    status = QueueStatus(url=url)
     try:
-        attributes = sqs.get_queue_attributes(
-            QueueUrl=url,
-            AttributeNames=[
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        ).get("Attributes", {})
-    except (ClientError, BotoCoreError) as exc:
-        status.error = f"{type(exc).__name__}: {exc}"
-        return status
-    status.visible = int(attributes.get("ApproximateNumberOfMessages", "0"))
-    status.in_flight = int(attributes.get("ApproximateNumberOfMessagesNotVisible", "0"))
-    status.delayed = int(attributes.get("ApproximateNumberOfMessagesDelayed", "0"))
-    return status
+        depth = read_queue_depth(sqs, url)
+    except QueueReadError as exc:
+        return QueueStatus(url=url, error=exc.detail)
+    return QueueStatus(
+        url=url, visible=depth.visible, in_flight=depth.in_flight, delayed=depth.delayed
+    )
 
 
 def _peek_dead_letters(

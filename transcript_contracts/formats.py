@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Final
 
 from transcript_contracts.keys import TranscriptFormat
-from transcript_contracts.models import ChunkTranscript, Segment, SessionTranscript
+from transcript_contracts.models import ChunkTranscript, SessionTranscript, TranscriptSegment
 
 MEDIA_TYPES: Final[dict[str, str]] = {
     "json": "application/json",
@@ -34,12 +34,12 @@ def format_timestamp(seconds: float, *, decimal: str = ",") -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal}{millis:03d}"
 
 
-def _cues(segments: Sequence[Segment]) -> list[tuple[float, float, str]]:
+def _cues(segments: Sequence[TranscriptSegment]) -> list[tuple[float, float, str]]:
     """Non-empty segments as (start, end, one-line text); a segment with no text is no cue."""
     return [(s.start, max(s.start, s.end), text) for s in segments if (text := _one_line(s.text))]
 
 
-def to_srt(segments: Sequence[Segment]) -> str:
+def to_srt(segments: Sequence[TranscriptSegment]) -> str:
     return "\n".join(
         f"{n}\n{format_timestamp(start)} --> {format_timestamp(end)}\n{text.replace('-->', '->')}\n"
         for n, (start, end, text) in enumerate(_cues(segments), start=1)
@@ -50,7 +50,7 @@ def _vtt_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def to_vtt(segments: Sequence[Segment]) -> str:
+def to_vtt(segments: Sequence[TranscriptSegment]) -> str:
     blocks = ["WEBVTT\n"]
     for start, end, text in _cues(segments):
         blocks.append(

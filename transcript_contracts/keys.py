@@ -1,4 +1,4 @@
-"""The object-key grammar of DESIGN.md §2: parse and format every key the system reads or writes.
+"""The object-key grammar of docs/design.md §2: parse and format every key the system uses.
 
 Keys are restricted to ``[A-Za-z0-9/_.-]`` so that raw and percent-encoded event keys agree, and
 anything outside the grammar is rejected with a reason, never guessed.
@@ -113,6 +113,13 @@ def check_index(index: int) -> int:
             str(index), f"chunk index must be 0..{MAX_CHUNK_INDEX}, got {index!r}"
         )
     return index
+
+
+def check_bucket_name(bucket: str) -> str:
+    """An S3 bucket name: 3-63 of a-z 0-9 . -, starting and ending with a letter or digit."""
+    if not isinstance(bucket, str) or not _BUCKET_RE.match(bucket) or ".." in bucket:
+        raise KeyGrammarError(str(bucket), "must be a valid S3 bucket name (3-63 of a-z 0-9 . -)")
+    return bucket
 
 
 def check_prefix(prefix: str) -> str:
@@ -258,7 +265,11 @@ def parse_s3_uri(uri: str) -> S3Location:
     if not isinstance(uri, str) or not uri.startswith("s3://"):
         raise KeyGrammarError(str(uri), "S3 URI must start with 's3://'")
     bucket, sep, key = uri[len("s3://") :].partition("/")
-    if not sep or not _BUCKET_RE.match(bucket) or ".." in bucket:
+    if not sep:
         raise KeyGrammarError(uri, f"invalid bucket name {bucket!r}")
+    try:
+        check_bucket_name(bucket)
+    except KeyGrammarError:
+        raise KeyGrammarError(uri, f"invalid bucket name {bucket!r}") from None
     check_key_characters(key)
     return S3Location(bucket=bucket, key=key)

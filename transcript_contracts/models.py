@@ -1,4 +1,4 @@
-"""Documents of DESIGN.md §2 as pydantic models, each with a ``schema_version``.
+"""Documents of docs/design.md §2 as pydantic models, each with a ``schema_version``.
 
 Documents we write are strict (unknown fields rejected) so that a typo never passes silently;
 the manifest comes from uploaders and tolerates extra fields for forward compatibility.
@@ -7,9 +7,10 @@ the manifest comes from uploaders and tolerates extra fields for forward compati
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from itertools import pairwise
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final, Literal, Protocol
 
 from pydantic import (
     AfterValidator,
@@ -48,6 +49,10 @@ ObjectKey = Annotated[str, AfterValidator(_object_key)]
 ChunkIndex = Annotated[int, Field(ge=0, le=MAX_CHUNK_INDEX, strict=True)]
 Seconds = Annotated[float, Field(ge=0), AfterValidator(_finite)]
 SchemaVersion = Literal[1]
+ModelVersion = Annotated[
+    str | None,
+    Field(max_length=64, pattern=r"^v-[0-9a-f]{16}$", exclude_if=lambda value: value is None),
+]
 
 
 class _Strict(BaseModel):
@@ -61,7 +66,7 @@ class WordTiming(_Strict):
     probability: float | None = None
 
 
-class Segment(_Strict):
+class TranscriptSegment(_Strict):
     """A stretch of text with times in seconds (from the chunk's start in a chunk transcript)."""
 
     start: Seconds
@@ -70,10 +75,29 @@ class Segment(_Strict):
     words: list[WordTiming] | None = None
 
     @model_validator(mode="after")
-    def _end_after_start(self) -> Segment:
+    def _end_after_start(self) -> TranscriptSegment:
         if self.end < self.start:
             raise ValueError(f"segment ends ({self.end}) before it starts ({self.start})")
         return self
+
+
+class TimedText(Protocol):
+    """A transcribed stretch as an engine gives it (``whisper_engine.Segment``)."""
+
+    @property
+    def start(self) -> float: ...
+
+    @property
+    def end(self) -> float: ...
+
+    @property
+    def text(self) -> str: ...
+
+
+def segments_from(items: Iterable[TimedText]) -> list[TranscriptSegment]:
+    """An engine's segments as contract segments, for the server and the worker alike. The
+    engine may round an end a hair before its start; the contract forbids that: clamped."""
+    return [TranscriptSegment(start=s.start, end=max(s.start, s.end), text=s.text) for s in items]
 
 
 class ManifestChunk(BaseModel):
@@ -152,9 +176,12 @@ class ChunkTranscript(_Strict):
     source: SourceObject
     language: str
     model: str
+    # The registry version (v-<hash>) of the model, when it came from the model registry.
+    # Left out of the JSON when unknown, so documents of local models keep their exact shape.
+    model_version: ModelVersion = None
     duration_s: Seconds
     text: str
-    segments: list[Segment]
+    segments: list[TranscriptSegment]
     processing_s: Seconds
     created_at: datetime
 
@@ -173,8 +200,9 @@ class SessionChunk(_Strict):
     source: SourceObject
     language: str
     model: str
+    model_version: ModelVersion = None
     text: str
-    segments: list[Segment]
+    segments: list[TranscriptSegment]
 
 
 class SessionTranscript(_Strict):
@@ -185,9 +213,11 @@ class SessionTranscript(_Strict):
     chunk_count: Annotated[int, Field(ge=1, strict=True)]
     language: str
     models: list[str]
+    # The registry versions the chunks were transcribed with (sorted); absent when none known.
+    model_versions: list[str] | None = Field(None, exclude_if=lambda value: value is None)
     duration_s: Seconds
     text: str
-    segments: list[Segment]
+    segments: list[TranscriptSegment]
     chunks: list[SessionChunk]
     # The newest chunk's time, not "now": the same chunks must always give the same bytes.
     created_at: datetime

@@ -1,4 +1,4 @@
-"""Chunk transcripts + manifest → one session transcript (DESIGN.md §2).
+"""Chunk transcripts + manifest → one session transcript (docs/design.md §2).
 
 Offsets: the manifest's ``offset_s`` when it gives one for a chunk, otherwise the previous chunk's
 offset plus its real decoded duration (with no offsets in the manifest that is the sum of the
@@ -16,9 +16,9 @@ from transcript_contracts.errors import IncompleteSessionError, StitchError
 from transcript_contracts.models import (
     ChunkTranscript,
     Manifest,
-    Segment,
     SessionChunk,
     SessionTranscript,
+    TranscriptSegment,
     WordTiming,
 )
 
@@ -62,7 +62,7 @@ def _ms(value: float) -> float:
     return round(value, 3)
 
 
-def _shift(segment: Segment, offset: float) -> Segment:
+def _shift(segment: TranscriptSegment, offset: float) -> TranscriptSegment:
     words = (
         [
             WordTiming(
@@ -76,7 +76,7 @@ def _shift(segment: Segment, offset: float) -> Segment:
         if segment.words is not None
         else None
     )
-    return Segment(
+    return TranscriptSegment(
         start=_ms(segment.start + offset),
         end=_ms(segment.end + offset),
         text=segment.text,
@@ -112,7 +112,7 @@ def stitch(manifest: Manifest, transcripts: Iterable[ChunkTranscript]) -> Sessio
 
     ordered = [by_index[i] for i in range(manifest.chunk_count)]
     chunks: list[SessionChunk] = []
-    segments: list[Segment] = []
+    segments: list[TranscriptSegment] = []
     offset = 0.0
     previous: SessionChunk | None = None
     for t in ordered:
@@ -135,6 +135,7 @@ def stitch(manifest: Manifest, transcripts: Iterable[ChunkTranscript]) -> Sessio
             source=t.source,
             language=t.language,
             model=t.model,
+            model_version=t.model_version,
             text=t.text,
             segments=shifted,
         )
@@ -148,6 +149,7 @@ def stitch(manifest: Manifest, transcripts: Iterable[ChunkTranscript]) -> Sessio
         chunk_count=manifest.chunk_count,
         language=_session_language(manifest, ordered),
         models=sorted({t.model for t in ordered}),
+        model_versions=sorted({t.model_version for t in ordered if t.model_version}) or None,
         duration_s=_ms(last.offset_s + last.duration_s),
         text=" ".join(t.text.strip() for t in ordered if t.text.strip()),
         segments=segments,

@@ -1,4 +1,10 @@
-"""Typed errors of the transcript store; callers decide which ones are retried."""
+"""Typed errors of the transcript store; callers decide which ones are retried.
+
+TranscriptStoreError
+├── StorageError          S3 answered an unexpected error: never read as "missing" (P3)
+├── InvalidDocumentError  an object exists but is not a valid manifest/chunk transcript
+└── QueueReadError        SQS GetQueueAttributes failed: the queue's depth is unknown
+"""
 
 from __future__ import annotations
 
@@ -47,3 +53,12 @@ class InvalidDocumentError(TranscriptStoreError):
         self.key = key
         self.reason = reason
         super().__init__(f"s3://{bucket}/{key} is not a valid document: {reason}")
+
+
+class QueueReadError(TranscriptStoreError):
+    """SQS could not say how many messages a queue holds (GetQueueAttributes failed)."""
+
+    def __init__(self, queue_url: str, detail: str) -> None:
+        self.queue_url = queue_url
+        self.detail = detail
+        super().__init__(f"GetQueueAttributes on {queue_url} failed: {detail}")

@@ -26,6 +26,7 @@ from transcript_contracts.formats import MEDIA_TYPES, render
 from transcript_contracts.keys import ChunkTranscriptKey, KeyLayout, TranscriptFormat
 from transcript_contracts.models import ChunkTranscript, Manifest
 from transcript_contracts.stitcher import check_completeness, stitch
+from transcript_contracts.validation import describe_validation_error
 from transcript_store.errors import InvalidDocumentError, StorageError
 
 if TYPE_CHECKING:
@@ -199,10 +200,7 @@ class TranscriptStore:
         try:
             manifest = Manifest.model_validate_json(data)
         except ValidationError as exc:
-            reasons = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'document'}: {e['msg']}"
-                for e in exc.errors(include_url=False)[:5]
-            )
+            reasons = describe_validation_error(exc, root="document")
             raise InvalidDocumentError(bucket, key, reasons) from None
         if manifest.session_id != session_id:
             raise InvalidDocumentError(
@@ -245,9 +243,8 @@ class TranscriptStore:
         try:
             transcript = ChunkTranscript.model_validate_json(data)
         except ValidationError as exc:
-            first = exc.errors(include_url=False)[0]
-            where = ".".join(str(p) for p in first["loc"]) or "document"
-            raise InvalidDocumentError(bucket, key, f"{where}: {first['msg']}") from None
+            reason = describe_validation_error(exc, root="document", limit=1)
+            raise InvalidDocumentError(bucket, key, reason) from None
         if transcript.session_id != session_id or transcript.chunk_index != index:
             raise InvalidDocumentError(
                 bucket,

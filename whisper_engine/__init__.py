@@ -12,12 +12,9 @@ from whisper_engine.errors import (
     AudioDecodeError,
     AudioError,
     AudioTooLongError,
-    ModelConversionError,
     ModelError,
     ModelLoadError,
-    ModelPrepareError,
     TranscriptionError,
-    TruncatedModelError,
     UnsupportedLanguageError,
     WhisperEngineError,
 )
@@ -25,18 +22,14 @@ from whisper_engine.results import Segment, Timings, TranscriptionResult
 
 if TYPE_CHECKING:
     from whisper_engine.audio import decode_audio, probe_duration
-    from whisper_engine.ct2 import convert_ct2_to_transformers
     from whisper_engine.model import DEPLOYMENT_MODEL_ID, default_model_dir
-    from whisper_engine.prepare import prepare_default_model
     from whisper_engine.transcriber import EngineOptions, WhisperEngine
 
 _LAZY = {
     "decode_audio": "whisper_engine.audio",
     "probe_duration": "whisper_engine.audio",
-    "convert_ct2_to_transformers": "whisper_engine.ct2",
     "DEPLOYMENT_MODEL_ID": "whisper_engine.model",
     "default_model_dir": "whisper_engine.model",
-    "prepare_default_model": "whisper_engine.prepare",
     "EngineOptions": "whisper_engine.transcriber",
     "WhisperEngine": "whisper_engine.transcriber",
 }
@@ -47,22 +40,17 @@ __all__ = [
     "AudioError",
     "AudioTooLongError",
     "EngineOptions",
-    "ModelConversionError",
     "ModelError",
     "ModelLoadError",
-    "ModelPrepareError",
     "Segment",
     "Timings",
     "TranscriptionError",
     "TranscriptionResult",
-    "TruncatedModelError",
     "UnsupportedLanguageError",
     "WhisperEngine",
     "WhisperEngineError",
-    "convert_ct2_to_transformers",
     "decode_audio",
     "default_model_dir",
-    "prepare_default_model",
     "probe_duration",
 ]
 

@@ -3,28 +3,46 @@
 A hand-written loop instead of ``generate()``: the first decoder step yields the no-speech
 probability and the language distribution (OpenAI's method) for free, every step's log
 probability is at hand for the confidence checks, and a row that starts repeating itself stops
-right away instead of running to the token limit. The logit rules (suppressed tokens, blank
-suppression at the start, timestamp pairing and monotonicity) follow OpenAI's reference
-decoder, so output matches faster-whisper's greedy decoding.
+right away instead of running to the token limit. The logit rules (logit_rules.py) follow
+OpenAI's reference decoder, so output matches faster-whisper's greedy decoding.
+
+Per step: one decoder call over pre-allocated key/value buffers (kv_decoder.py), one masked
+log-softmax and argmax for the whole batch, one copy of the chosen ids to the host for the
+end-of-text and loop checks. Rows that finish leave the batch once a quarter of it has
+finished, so a long row does not drag finished ones through every step.
+
+By default the text is decoded without timestamp tokens (Whisper base garbles a window's first
+words in timestamp mode) and the alignment heads' cross-attention is kept, so that token times
+come from alignment.py at no extra decoder pass.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from whisper_engine.safeguards import find_repetition_loop
+import numpy as np
+
+from whisper_engine.alignment import token_start_times
+from whisper_engine.kv_decoder import CachedDecoder, DecoderWeights
+from whisper_engine.logit_rules import LogitRules
+from whisper_engine.safeguards import MIN_LOOP_TOKENS, find_repetition_loop
 from whisper_engine.tokens import TIME_PRECISION_S, SpecialTokens
 
 if TYPE_CHECKING:
     import torch
+    from numpy.typing import NDArray
 
 
 @dataclass(frozen=True)
 class DecodeOptions:
     max_new_tokens: int = 224
-    timestamps: bool = True
+    # True: Whisper's own timestamp tokens give segment times (OpenAI's original mode).
+    # False (default): plain text; times come from cross-attention alignment.
+    timestamp_tokens: bool = False
+    # Keep the alignment heads' attention and compute token start times (no-timestamp mode).
+    alignment: bool = True
     max_initial_timestamp_s: float = 1.0
     suppress_blank: bool = True
 
@@ -40,11 +58,18 @@ class WindowDecoding:
     avg_logprob: float
     finished: bool  # reached end-of-text
     loop_cut: int | None  # index in ``tokens`` where a repetition loop was cut, if any
+    token_logprobs: list[float]  # one per token in ``tokens``
+    # Start time (s, from the window start) of each token and of the end-of-text: one more
+    # entry than ``tokens``. None without alignment.
+    token_starts: NDArray[np.float64] | None = None
+    # The window's language distribution over ``SpecialTokens.languages`` order; None for an
+    # English-only model.
+    language_probs: NDArray[np.float64] | None = None
 
 
 def decode_windows(
-    model: Any,
-    features: torch.Tensor,
+    weights: DecoderWeights,
+    encoded: torch.Tensor,
     *,
     tokens: SpecialTokens,
     multilingual: bool,
@@ -53,189 +78,205 @@ def decode_windows(
     suppress_tokens: Sequence[int],
     begin_suppress_tokens: Sequence[int],
     options: DecodeOptions,
+    audio_frames: Sequence[int] | None = None,
 ) -> list[WindowDecoding]:
-    """Greedy-decode a batch of log-mel windows (B, mels, 3000).
+    """Greedy-decode a batch of encoded windows (B, frames, width).
 
-    ``languages[i]`` forces window i's language; None detects it, pooled over all windows that
-    share ``groups[i]`` (the windows of one audio get one language).
+    ``languages[i]`` forces window i's language; None detects it, pooled over the windows of
+    this batch that share ``groups[i]`` (the windows of one audio get one language).
+    ``audio_frames[i]``: encoder frames of window i that hold audio (alignment ignores the
+    padding); all frames when not given.
     """
     import torch
 
-    batch = features.shape[0]
-    device = features.device
-    encoder = model.get_encoder()
-    decoder = model.model.decoder
-    encoded = encoder(input_features=features).last_hidden_state
+    batch, frames = encoded.shape[0], encoded.shape[1]
+    device = encoded.device
+    align = options.alignment and not options.timestamp_tokens and weights.alignment_heads != {}
+    prompt_len = 1 + (2 if multilingual else 0) + (0 if options.timestamp_tokens else 1)
+    decoder = CachedDecoder(weights, encoded, max_length=prompt_len + options.max_new_tokens + 1)
 
     sot = torch.full((batch, 1), tokens.sot, dtype=torch.long, device=device)
-    step = decoder(input_ids=sot, encoder_hidden_states=encoded, use_cache=True)
-    cache = step.past_key_values
-    first_logits = model.proj_out(step.last_hidden_state[:, -1]).float()
-    first_probs = first_logits.softmax(dim=-1)
-    no_speech = first_probs[:, tokens.no_speech].tolist()
+    first_logits, first_scores = decoder.step(sot, alignment=align)
+    no_speech = first_logits.softmax(dim=-1)[:, tokens.no_speech].tolist()
+    language_probs = _language_probs(first_logits, tokens, multilingual)
+    chosen, chosen_probs = _choose_languages(language_probs, tokens, languages, groups)
 
-    chosen, chosen_probs = _choose_languages(first_logits, tokens, multilingual, languages, groups)
-
-    prompt_rest: list[list[int]] = []
+    rest: list[list[int]] = []
     for language in chosen:
-        rest: list[int] = []
+        ids: list[int] = []
         if multilingual:
             language_id = tokens.language_id(language)
             if language_id is None:
                 raise ValueError(f"language {language!r} is not supported by this model")
-            rest += [language_id, tokens.transcribe]
-        if not options.timestamps:
-            rest.append(tokens.no_timestamps)
-        prompt_rest.append(rest)
-
-    if prompt_rest[0]:
-        rest_ids = torch.tensor(prompt_rest, dtype=torch.long, device=device)
-        step = decoder(
-            input_ids=rest_ids, encoder_hidden_states=encoded, past_key_values=cache, use_cache=True
-        )
-        cache = step.past_key_values
-        logits = model.proj_out(step.last_hidden_state[:, -1]).float()
+            ids += [language_id, tokens.transcribe]
+        if not options.timestamp_tokens:
+            ids.append(tokens.no_timestamps)
+        rest.append(ids)
+    prompt_scores = [first_scores]
+    if rest[0]:
+        rest_ids = torch.tensor(rest, dtype=torch.long, device=device)
+        logits, scores = decoder.step(rest_ids, alignment=align)
+        prompt_scores.append(scores)
     else:
         logits = first_logits
 
-    vocab = logits.shape[-1]
-    suppress = torch.zeros(vocab, dtype=torch.bool, device=device)
-    always = [*suppress_tokens, tokens.sot, tokens.sot_prev, tokens.sot_lm, tokens.no_speech]
-    always += [tokens.translate, tokens.transcribe]
-    suppress[[t for t in always if 0 <= t < vocab]] = True
-    begin_suppress = [t for t in begin_suppress_tokens if 0 <= t < vocab]
-    max_initial = round(options.max_initial_timestamp_s / TIME_PRECISION_S)
-
+    rules = LogitRules(
+        vocab=int(logits.shape[-1]),
+        batch=batch,
+        device=device,
+        tokens=tokens,
+        suppress_tokens=suppress_tokens,
+        begin_suppress_tokens=begin_suppress_tokens,
+        timestamp_tokens=options.timestamp_tokens,
+        suppress_blank=options.suppress_blank,
+        max_initial_timestamp=round(options.max_initial_timestamp_s / TIME_PRECISION_S),
+    )
     generated: list[list[int]] = [[] for _ in range(batch)]
+    token_logprobs: list[list[float]] = [[] for _ in range(batch)]
     logprob_sums = [0.0] * batch
     finished = [False] * batch
     loop_cut: list[int | None] = [None] * batch
-    for index in range(options.max_new_tokens):
-        logits = logits.masked_fill(suppress, float("-inf"))
-        if index == 0 and options.suppress_blank:
-            logits[:, begin_suppress] = float("-inf")
-        if options.timestamps:
-            _apply_timestamp_rules(
-                logits, generated, tokens, at_begin=index == 0, max_initial=max_initial
-            )
-        else:
-            logits[:, tokens.timestamp_begin :] = float("-inf")
-        logprobs = logits.log_softmax(dim=-1)
-        next_tokens = logits.argmax(dim=-1)
-        picked = logprobs.gather(1, next_tokens[:, None]).squeeze(1).tolist()
+    rows = list(range(batch))  # original index of each row still in the decoder
+    step_scores: list[tuple[torch.Tensor, list[int]]] = []
+    for _ in range(options.max_new_tokens):
+        next_tokens, picked = rules.pick(logits)
         next_list = next_tokens.tolist()
-        for row in range(batch):
+        picked_list = picked.tolist()
+        for position, row in enumerate(rows):
             if finished[row]:
-                next_list[row] = tokens.eot
+                next_list[position] = tokens.eot
                 continue
-            token = next_list[row]
-            logprob_sums[row] += picked[row]
+            token = next_list[position]
+            logprob_sums[row] += picked_list[position]
             if token == tokens.eot:
                 finished[row] = True
                 continue
             generated[row].append(token)
+            token_logprobs[row].append(picked_list[position])
             loop = _loop_in(generated[row], tokens.timestamp_begin)
             if loop is not None:
                 loop_cut[row] = loop
                 finished[row] = True
-                next_list[row] = tokens.eot
+                next_list[position] = tokens.eot
         if all(finished):
             break
-        step_ids = torch.tensor(next_list, dtype=torch.long, device=device)[:, None]
-        step = decoder(
-            input_ids=step_ids, encoder_hidden_states=encoded, past_key_values=cache, use_cache=True
-        )
-        cache = step.past_key_values
-        logits = model.proj_out(step.last_hidden_state[:, -1]).float()
+        done = [p for p, row in enumerate(rows) if finished[row]]
+        if done and len(done) * 4 >= len(rows):
+            keep = [p for p, row in enumerate(rows) if not finished[row]]
+            kept = torch.tensor(keep, dtype=torch.long, device=device)
+            decoder.keep(kept)
+            rules.keep(kept)
+            rows = [rows[p] for p in keep]
+            next_list = [next_list[p] for p in keep]
+        step_ids = torch.tensor(next_list, dtype=torch.long, device=device)
+        rules.advance(step_ids)
+        logits, scores = decoder.step(step_ids[:, None], alignment=align)
+        if scores is not None:
+            step_scores.append((scores, rows))
 
-    return [
-        WindowDecoding(
-            tokens=generated[row] if loop_cut[row] is None else generated[row][: loop_cut[row]],
-            language=chosen[row],
-            language_prob=chosen_probs[row],
-            no_speech_prob=no_speech[row],
-            avg_logprob=logprob_sums[row] / (len(generated[row]) + 1),
-            finished=finished[row] and loop_cut[row] is None,
-            loop_cut=loop_cut[row],
+    results = []
+    for row in range(batch):
+        kept_tokens = generated[row] if loop_cut[row] is None else generated[row][: loop_cut[row]]
+        starts = None
+        if align:
+            row_scores = _row_scores(row, prompt_scores, step_scores, len(kept_tokens))
+            used = audio_frames[row] if audio_frames is not None else frames
+            starts = token_start_times(row_scores, prompt_len, used)
+        results.append(
+            WindowDecoding(
+                tokens=kept_tokens,
+                language=chosen[row],
+                language_prob=chosen_probs[row],
+                no_speech_prob=no_speech[row],
+                avg_logprob=logprob_sums[row] / (len(generated[row]) + 1),
+                finished=finished[row] and loop_cut[row] is None,
+                loop_cut=loop_cut[row],
+                token_logprobs=token_logprobs[row][: len(kept_tokens)],
+                token_starts=starts,
+                language_probs=None if language_probs is None else language_probs[row],
+            )
         )
-        for row in range(batch)
-    ]
+    return results
+
+
+def _row_scores(
+    row: int,
+    prompt_scores: Sequence[torch.Tensor | None],
+    step_scores: Sequence[tuple[torch.Tensor, list[int]]],
+    text_tokens: int,
+) -> NDArray[np.float32]:
+    """Alignment scores of one row, (heads, prompt + text tokens, frames): the prompt's rows
+    and the rows of the steps that fed its first ``text_tokens`` tokens."""
+    import torch
+
+    parts = [s[row] for s in prompt_scores if s is not None]
+    for scores, rows in step_scores[:text_tokens]:
+        parts.append(scores[rows.index(row)])
+    return torch.cat(parts, dim=1).cpu().numpy()
+
+
+def _language_probs(
+    first_logits: torch.Tensor, tokens: SpecialTokens, multilingual: bool
+) -> NDArray[np.float64] | None:
+    """(rows, languages) softmax over the language tokens at the first step."""
+    if not multilingual or not tokens.languages:
+        return None
+    import torch
+
+    ids = torch.tensor(list(tokens.languages.values()), device=first_logits.device)
+    probs: NDArray[np.float64] = (
+        first_logits[:, ids].double().softmax(dim=-1).cpu().numpy().astype(np.float64)
+    )
+    return probs
 
 
 def _choose_languages(
-    first_logits: torch.Tensor,
+    probs: NDArray[np.float64] | None,
     tokens: SpecialTokens,
-    multilingual: bool,
     languages: Sequence[str | None],
     groups: Sequence[int],
 ) -> tuple[list[str], list[float]]:
-    if not multilingual:
+    """Per row: the forced language and its probability, or the detected one (pooled over the
+    batch's rows of the same group that also detect)."""
+    if probs is None:
         return ["en"] * len(languages), [1.0] * len(languages)
-    import torch
-
-    codes = [content[2:-2] for content in tokens.languages]
-    ids = torch.tensor(list(tokens.languages.values()), device=first_logits.device)
-    probs = first_logits[:, ids].softmax(dim=-1)
+    codes = language_codes(tokens)
     chosen: list[str] = []
     chosen_probs: list[float] = []
     for row, forced in enumerate(languages):
         if forced is not None:
+            index = codes.index(forced) if forced in codes else -1
             chosen.append(forced)
-            chosen_probs.append(1.0)
+            chosen_probs.append(float(probs[row, index]) if index >= 0 else 0.0)
             continue
         members = [i for i, g in enumerate(groups) if g == groups[row] and languages[i] is None]
-        pooled = probs[members].mean(dim=0)
+        pooled = probs[members].mean(axis=0)
         best = int(pooled.argmax())
         chosen.append(codes[best])
         chosen_probs.append(float(pooled[best]))
     return chosen, chosen_probs
 
 
+def language_codes(tokens: SpecialTokens) -> list[str]:
+    """Language codes in the order of ``WindowDecoding.language_probs``."""
+    return [content[2:-2] for content in tokens.languages]
+
+
 def _loop_in(generated: list[int], timestamp_begin: int) -> int | None:
-    """Index in ``generated`` after which a repetition loop starts, keeping one copy of it."""
-    text_positions = [i for i, t in enumerate(generated) if t < timestamp_begin]
-    if not text_positions or text_positions[-1] != len(generated) - 1:
+    """Index in ``generated`` after which a repetition loop starts, keeping one copy of it.
+
+    Runs after every token of every row, so the common cases return early: too short to loop,
+    or (no-timestamp mode) no timestamps to skip over.
+    """
+    if len(generated) < MIN_LOOP_TOKENS or generated[-1] >= timestamp_begin:
         return None
-    text = [generated[i] for i in text_positions]
-    found = find_repetition_loop(text)
+    if max(generated) < timestamp_begin:
+        found = find_repetition_loop(generated)
+        return None if found is None else found[0] + found[1]
+    text_positions = [i for i, t in enumerate(generated) if t < timestamp_begin]
+    found = find_repetition_loop([generated[i] for i in text_positions])
     if found is None:
         return None
     start, period = found
     keep_until = start + period  # keep the first copy of the repeated unit
     return text_positions[keep_until - 1] + 1
-
-
-def _apply_timestamp_rules(
-    logits: torch.Tensor,
-    generated: list[list[int]],
-    tokens: SpecialTokens,
-    *,
-    at_begin: bool,
-    max_initial: int,
-) -> None:
-    """OpenAI's ApplyTimestampRules, in place."""
-    import torch
-
-    begin = tokens.timestamp_begin
-    logits[:, tokens.no_timestamps] = float("-inf")
-    for row, seq in enumerate(generated):
-        last_was_ts = len(seq) >= 1 and seq[-1] >= begin
-        penultimate_was_ts = len(seq) < 2 or seq[-2] >= begin
-        if last_was_ts:
-            if penultimate_was_ts:
-                logits[row, begin:] = float("-inf")  # a pair just closed: text must follow
-            else:
-                logits[row, : tokens.eot] = float("-inf")  # must close the pair or end
-        stamps = [t for t in seq if t >= begin]
-        if stamps:
-            floor = stamps[-1] if last_was_ts and not penultimate_was_ts else stamps[-1] + 1
-            logits[row, begin:floor] = float("-inf")  # timestamps never go backwards
-    if at_begin:
-        logits[:, :begin] = float("-inf")
-        logits[:, begin + max_initial + 1 :] = float("-inf")
-    logprobs = logits.log_softmax(dim=-1)
-    timestamp_logprob = torch.logsumexp(logprobs[:, begin:], dim=-1)
-    max_text_logprob = logprobs[:, :begin].max(dim=-1).values
-    force = timestamp_logprob > max_text_logprob
-    if bool(force.any()):
-        logits[force, :begin] = float("-inf")

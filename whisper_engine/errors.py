@@ -37,32 +37,11 @@ class AudioTooLongError(AudioError):
 
 
 class ModelError(WhisperEngineError):
-    """The model cannot be loaded, converted or prepared."""
+    """The model cannot be loaded (conversion errors derive from it in ``whisper_convert``)."""
 
 
 class ModelLoadError(ModelError):
     """A model directory or id cannot be loaded (missing files, not a Whisper checkpoint)."""
-
-
-class ModelConversionError(ModelError):
-    """A CTranslate2 checkpoint cannot be converted into a transformers checkpoint."""
-
-
-class TruncatedModelError(ModelConversionError):
-    """The CTranslate2 ``model.bin`` ends before all of its declared variables were read."""
-
-    def __init__(self, path: str, variable_index: int, variable_count: int, detail: str) -> None:
-        super().__init__(
-            f"{path}: model.bin is truncated: it ends at variable {variable_index} of "
-            f"{variable_count} ({detail})"
-        )
-        self.path = path
-        self.variable_index = variable_index
-        self.variable_count = variable_count
-
-
-class ModelPrepareError(ModelError):
-    """The default model could not be fetched or installed."""
 
 
 class TranscriptionError(WhisperEngineError):

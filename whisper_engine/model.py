@@ -1,4 +1,5 @@
-"""Loading a Whisper checkpoint with transformers, offline, and where the default model lives."""
+"""Loading a Whisper checkpoint with transformers, offline, in a compute type; where the default
+model lives."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from whisper_engine.compute import (
+    ComputePlan,
+    check_compute_type,
+    plan_compute,
+    quantize_linear_layers,
+)
 from whisper_engine.errors import ModelLoadError
+from whisper_engine.kv_decoder import DecoderWeights, build_decoder_weights
 from whisper_engine.tokens import SpecialTokens
 
 logger = logging.getLogger(__name__)
@@ -54,45 +62,89 @@ def resolve_device(device: str) -> str:
 class LoadedWhisper:
     """A model, its processor and the facts the decoder needs, ready on one device."""
 
-    model: Any
+    model: Any  # transformers' model; its decoder layers are dropped (``decoder`` holds them)
     processor: Any
     tokens: SpecialTokens
     multilingual: bool
     suppress_tokens: list[int]
     begin_suppress_tokens: list[int]
     device: str
-    dtype: Any
+    dtype: Any  # the encoder's input dtype
     name: str
     load_s: float
+    decoder: DecoderWeights | None = None
+    compute: ComputePlan | None = None
+    # Why the model is on the CPU although DEVICE=auto found a GPU (CUDA failed at load).
+    fallback_reason: str | None = None
+
+    @property
+    def compute_type(self) -> str:
+        return self.compute.describe() if self.compute is not None else "float32"
+
+    def encode(self, features: Any) -> Any:
+        """Encoder output (batch, frames, width) for log-mel features (batch, mels, 3000)."""
+        return self.model.model.encoder(input_features=features).last_hidden_state
 
 
-def load_whisper(model_id_or_dir: str | os.PathLike[str], *, device: str = "auto") -> LoadedWhisper:
-    """Load WhisperForConditionalGeneration + WhisperProcessor without touching the network.
+def load_whisper(
+    model_id_or_dir: str | os.PathLike[str],
+    *,
+    device: str = "auto",
+    compute_type: str = "auto",
+) -> LoadedWhisper:
+    """Load a Whisper checkpoint offline in the given compute type (compute.py).
 
-    fp16 with SDPA attention on CUDA, fp32 on CPU.
+    With ``device="auto"`` a CUDA failure while loading (driver mismatch, out of memory) is
+    logged at error level and the model is loaded on the CPU instead; an explicit ``"cuda"``
+    fails with ModelLoadError.
     """
     # Before transformers/huggingface_hub import: they read these once.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     started = time.perf_counter()
     import torch
+
+    check_compute_type(compute_type)
+    target = resolve_device(device)
+    try:
+        loaded = _load_on(model_id_or_dir, target, compute_type, started)
+    except (RuntimeError, AssertionError) as exc:
+        # torch reports CUDA trouble as RuntimeError (OutOfMemoryError and AcceleratorError
+        # are subclasses) and "not compiled with CUDA" as AssertionError.
+        if not target.startswith("cuda"):
+            raise ModelLoadError(f"cannot load Whisper model: {exc}") from exc
+        if device != "auto":
+            raise ModelLoadError(f"cannot load Whisper model on {target}: {exc}") from exc
+        reason = f"{type(exc).__name__}: {exc}".strip()
+        logger.error("CUDA failed while loading the model, falling back to CPU: %s", reason)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        # A CUDA-only type (float16) becomes the CPU's own choice; the others carry over.
+        cpu_type = compute_type if compute_type in ("float32", "int8", "bfloat16") else "auto"
+        loaded = _load_on(model_id_or_dir, "cpu", cpu_type, started)
+        loaded.fallback_reason = reason
+    return loaded
+
+
+def _load_on(
+    model_id_or_dir: str | os.PathLike[str], target: str, compute_type: str, started: float
+) -> LoadedWhisper:
+    import torch
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
     source = os.fspath(model_id_or_dir)
-    target = resolve_device(device)
-    dtype = torch.float16 if target.startswith("cuda") else torch.float32
+    plan = plan_compute(compute_type, target)
     if os.path.sep in source and not os.path.isdir(source):
         raise ModelLoadError(f"model directory {source} does not exist")
     try:
         processor = WhisperProcessor.from_pretrained(source, local_files_only=True)
         model: Any = WhisperForConditionalGeneration.from_pretrained(
-            source, local_files_only=True, dtype=dtype, attn_implementation="sdpa"
+            source, local_files_only=True, dtype=torch.float32, attn_implementation="sdpa"
         )
     except OSError as exc:
         # transformers reports a missing local file or an uncached hub id as OSError.
         raise ModelLoadError(f"cannot load Whisper model {source!r} offline: {exc}") from exc
-    # Older transformers ignore the dtype argument; this makes it hold everywhere.
-    model.to(device=target, dtype=dtype)
+    model.to(device=target)
     model.eval()
 
     tokenizer = processor.tokenizer
@@ -115,9 +167,26 @@ def load_whisper(model_id_or_dir: str | os.PathLike[str], *, device: str = "auto
     )
     # OpenAI's blank suppression: " " (id 220 in Whisper's byte-level BPE) and end-of-text.
     begin_suppress = list(getattr(generation, "begin_suppress_tokens", None) or [220, tokens.eot])
+
+    with torch.inference_mode():
+        decoder = build_decoder_weights(
+            model,
+            dtype=plan.decoder_dtype,
+            quantize=plan.quantize_decoder,
+            alignment_heads=alignment_heads(model),
+        )
+    # The original decoder layers are now duplicated in ``decoder``; drop them.
+    model.model.decoder.layers = torch.nn.ModuleList()
+    encoder = model.model.encoder
+    if plan.quantize_encoder:
+        model.model.encoder = quantize_linear_layers(encoder)
+    else:
+        encoder.to(dtype=plan.encoder_dtype)
     name = Path(source).name if os.path.isdir(source) else source
     load_s = time.perf_counter() - started
-    logger.info("loaded Whisper model %s on %s (%s) in %.2f s", name, target, dtype, load_s)
+    logger.info(
+        "loaded Whisper model %s on %s (%s) in %.2f s", name, target, plan.describe(), load_s
+    )
     return LoadedWhisper(
         model=model,
         processor=processor,
@@ -126,10 +195,27 @@ def load_whisper(model_id_or_dir: str | os.PathLike[str], *, device: str = "auto
         suppress_tokens=[int(t) for t in suppress],
         begin_suppress_tokens=[int(t) for t in begin_suppress],
         device=target,
-        dtype=dtype,
+        dtype=torch.float32 if plan.quantize_encoder else plan.encoder_dtype,
         name=name,
         load_s=load_s,
+        decoder=decoder,
+        compute=plan,
     )
+
+
+def alignment_heads(model: Any) -> list[tuple[int, int]]:
+    """(decoder layer, head) pairs whose cross-attention follows the audio.
+
+    Checkpoints converted from OpenAI's (and CTranslate2's) carry them in the generation
+    config; otherwise every head of the second half of the decoder layers, OpenAI's default.
+    """
+    configured = getattr(model.generation_config, "alignment_heads", None)
+    if configured:
+        return [(int(layer), int(head)) for layer, head in configured]
+    layers = int(model.config.decoder_layers)
+    heads = int(model.config.decoder_attention_heads)
+    logger.warning("no alignment heads in the model's config: using the last half's heads")
+    return [(layer, head) for layer in range(layers // 2, layers) for head in range(heads)]
 
 
 def release(loaded: LoadedWhisper) -> None:
@@ -137,6 +223,7 @@ def release(loaded: LoadedWhisper) -> None:
     import torch
 
     loaded.model = None
+    loaded.decoder = None
     gc.collect()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

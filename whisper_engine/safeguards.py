@@ -5,6 +5,9 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 
+# Fewer tokens than this are never called a loop, however they repeat.
+MIN_LOOP_TOKENS = 16
+
 
 def compression_ratio(text: str) -> float:
     """Raw over zlib-compressed size; loops compress well (Whisper's own check uses 2.4)."""
@@ -15,7 +18,7 @@ def compression_ratio(text: str) -> float:
 
 
 def find_repetition_loop(
-    tokens: Sequence[int], *, max_period: int = 48, min_repeats: int = 3, min_tokens: int = 16
+    tokens: Sequence[int], *, max_period: int = 48, min_repeats: int = 3, min_tokens: int = MIN_LOOP_TOKENS
 ) -> tuple[int, int] | None:
     """Detect a sequence that ends in the same unit repeated back to back.
 
@@ -24,7 +27,13 @@ def find_repetition_loop(
     natural repetitions ("no, no, no") are not cut.
     """
     count = len(tokens)
+    if count < min_tokens:
+        return None
+    last = tokens[-1]
     for period in range(1, min(max_period, count // min_repeats) + 1):
+        # Called after every decoded token: most periods fail on one comparison.
+        if min_repeats > 1 and tokens[count - 1 - period] != last:
+            continue
         unit = tokens[count - period :]
         repeats = 1
         position = count - period

@@ -7,20 +7,22 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from whisper_engine.audio import SAMPLE_RATE, AudioSource, decode_audio, duration_of
-from whisper_engine.decoding import DecodeOptions, WindowDecoding, decode_windows
+from whisper_engine.decoding import DecodeOptions, WindowDecoding, decode_windows, language_codes
 from whisper_engine.errors import TranscriptionError, UnsupportedLanguageError
+from whisper_engine.features import encoder_frames, window_features
 from whisper_engine.model import LoadedWhisper, load_whisper, release
 from whisper_engine.results import Segment, Timings, TranscriptionResult
-from whisper_engine.safeguards import compression_ratio
+from whisper_engine.segments import SegmentRules, WindowText, window_segments
 from whisper_engine.tokens import TIME_PRECISION_S
 from whisper_engine.vad import SileroVad, VadOptions
 from whisper_engine.windows import Span, plan_windows
+from whisper_engine.words import token_bytes_from_pieces
 
 if TYPE_CHECKING:
     from numpy.typing import NDArray
@@ -33,18 +35,31 @@ _MAX_PASSES = 4
 _MIN_FOLLOW_UP_SPEECH_S = 0.3
 
 
+# Windows per batch when EngineOptions.batch_size is None. On the CPU every row's encoder
+# keys/values (6 layers x 1500 frames for base) are read at every decoding step, so rows beyond
+# a few stop paying for themselves (whisper_engine/NOTES.md); a GPU has the bandwidth for more.
+DEFAULT_BATCH_SIZE = {"cpu": 4, "cuda": 16}
+
+
 @dataclass(frozen=True)
 class EngineOptions:
     """Tuning of the engine; the defaults follow Whisper's reference thresholds."""
 
     default_language: str = "sv"
-    batch_size: int | None = None  # None: 16 on CUDA, 4 on CPU
+    batch_size: int | None = None  # None: DEFAULT_BATCH_SIZE for the device
     use_vad: bool = True
     vad: VadOptions = field(default_factory=VadOptions)
     decode: DecodeOptions = field(default_factory=DecodeOptions)
     no_speech_threshold: float = 0.6
     logprob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
+    # Run one short window through the model at load, so the first request is not the slow one
+    # (kernel selection, allocator warm-up; on CUDA also context and cuDNN/cuBLAS set-up).
+    warmup: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {self.batch_size}")
 
 
 @dataclass
@@ -69,6 +84,7 @@ class WhisperEngine:
         self._vad = vad
         self.options = options
         self._lock = threading.Lock()
+        self._bytes_cache: dict[int, bytes] = {}
 
     @classmethod
     def load(
@@ -76,13 +92,29 @@ class WhisperEngine:
         model_id_or_dir: str | os.PathLike[str],
         *,
         device: str = "auto",
+        compute_type: str = "auto",
         options: EngineOptions | None = None,
     ) -> WhisperEngine:
-        """Load the model (offline) and the VAD; the load time is logged."""
+        """Load the model (offline, in ``compute_type``: compute.py) and the VAD, then warm up.
+
+        ``device="auto"`` falls back to the CPU when CUDA fails at load (model.py).
+        """
         opts = options or EngineOptions()
-        loaded = load_whisper(model_id_or_dir, device=device)
+        loaded = load_whisper(model_id_or_dir, device=device, compute_type=compute_type)
         vad = SileroVad.load(opts.vad) if opts.use_vad else None
-        return cls(loaded, vad, opts)
+        engine = cls(loaded, vad, opts)
+        if opts.warmup:
+            engine.warm_up()
+        return engine
+
+    def warm_up(self) -> None:
+        """Decode two seconds of quiet noise (a few steps) straight through the model."""
+        started = time.perf_counter()
+        noise = np.random.default_rng(0).normal(0, 1e-3, 2 * SAMPLE_RATE).astype(np.float32)
+        window = _Window(0, Span(0, noise.shape[0]), self._fallback_language())
+        with self._lock:
+            self._decode_batches([noise], [window], max_new_tokens=4)
+        logger.info("warm-up took %.2f s", time.perf_counter() - started)
 
     @property
     def loaded(self) -> LoadedWhisper:
@@ -97,6 +129,20 @@ class WhisperEngine:
     @property
     def device(self) -> str:
         return self.loaded.device
+
+    @property
+    def compute_type(self) -> str:
+        return self.loaded.compute_type
+
+    @property
+    def batch_size(self) -> int:
+        device = "cuda" if self.loaded.device.startswith("cuda") else "cpu"
+        return self.options.batch_size or DEFAULT_BATCH_SIZE[device]
+
+    @property
+    def fallback_reason(self) -> str | None:
+        """Why the engine runs on the CPU although a GPU was found; None if it did not fall back."""
+        return self.loaded.fallback_reason
 
     @property
     def is_loaded(self) -> bool:
@@ -126,12 +172,8 @@ class WhisperEngine:
             decode_s = time.perf_counter() - started
         [result] = self.transcribe_many([samples], language=language)
         timings = result.timings
-        return TranscriptionResult(
-            text=result.text,
-            segments=result.segments,
-            language=result.language,
-            duration_s=result.duration_s,
-            model=result.model,
+        return replace(
+            result,
             timings=Timings(
                 decode_s=decode_s,
                 vad_s=timings.vad_s,
@@ -179,6 +221,7 @@ class WhisperEngine:
                 self._result(
                     samples,
                     own,
+                    speech[index],
                     languages[index],
                     Timings(
                         vad_s=vad_s * share,
@@ -264,6 +307,7 @@ class WhisperEngine:
             pending = follow_ups
 
     def _remainder(self, window: _Window, speech: Sequence[Span]) -> _Window | None:
+        """Timestamp-token mode: the rest of a window Whisper closed early, if it holds speech."""
         decoding = window.decoding
         begin = self.loaded.tokens.timestamp_begin
         if decoding is None or decoding.loop_cut is not None or len(decoding.tokens) < 2:
@@ -281,12 +325,22 @@ class WhisperEngine:
         return _Window(window.audio_index, rest, decoding.language)
 
     def _decode_batches(
-        self, audios: Sequence[NDArray[np.float32]], windows: list[_Window]
+        self,
+        audios: Sequence[NDArray[np.float32]],
+        windows: list[_Window],
+        *,
+        max_new_tokens: int | None = None,
     ) -> None:
         import torch
 
         loaded = self.loaded
-        batch_size = self.options.batch_size or (16 if loaded.device.startswith("cuda") else 4)
+        if loaded.decoder is None:
+            raise TranscriptionError("the model has been unloaded")
+        options = self.options.decode
+        if max_new_tokens is not None:
+            options = replace(options, max_new_tokens=max_new_tokens)
+        batch_size = self.batch_size
+        extractor = loaded.processor.feature_extractor
         # Similar lengths decode for a similar number of steps, so rows finish together.
         order = sorted(range(len(windows)), key=lambda i: windows[i].span.length)
         for first in range(0, len(order), batch_size):
@@ -294,17 +348,23 @@ class WhisperEngine:
             arrays = [audios[w.audio_index][w.span.start : w.span.end] for w in members]
             try:
                 with torch.inference_mode():
-                    features = self._features(arrays)
+                    features = window_features(
+                        extractor, arrays, device=loaded.device, dtype=loaded.dtype
+                    )
+                    encoded = loaded.encode(features)
                     decoded = decode_windows(
-                        loaded.model,
-                        features,
+                        loaded.decoder,
+                        encoded,
                         tokens=loaded.tokens,
                         multilingual=loaded.multilingual,
                         languages=[w.language for w in members],
                         groups=[w.audio_index for w in members],
                         suppress_tokens=loaded.suppress_tokens,
                         begin_suppress_tokens=loaded.begin_suppress_tokens,
-                        options=self.options.decode,
+                        options=options,
+                        audio_frames=[
+                            encoder_frames(a.shape[0], int(encoded.shape[1])) for a in arrays
+                        ],
                     )
             except torch.cuda.OutOfMemoryError as exc:
                 torch.cuda.empty_cache()
@@ -314,137 +374,80 @@ class WhisperEngine:
             for window, result in zip(members, decoded, strict=True):
                 window.decoding = result
 
-    def _features(self, arrays: list[NDArray[np.float32]]) -> Any:
-        """Log-mel features, (batch, mels, 3000).
-
-        As in OpenAI's and faster-whisper's decoders, each window's log-mel is computed (and
-        normalised) over its own audio and then padded with zeros in feature space up to 30 s,
-        rather than padding the audio with silence first as transformers' extractor does.
-        """
-        import torch
-
-        loaded = self.loaded
-        extractor = loaded.processor.feature_extractor
-        frames = int(extractor.nb_max_frames)
-        kwargs: dict[str, Any] = {
-            "sampling_rate": SAMPLE_RATE,
-            "return_tensors": "pt",
-            "padding": "longest",
-            "truncation": False,
-        }
-        if loaded.device.startswith("cuda"):
-            kwargs["device"] = loaded.device
-        batch = torch.zeros(
-            (len(arrays), int(extractor.feature_size), frames),
-            dtype=torch.float32,
-            device=loaded.device,
-        )
-        for row, array in enumerate(arrays):
-            features = extractor([array], **kwargs).input_features[0, :, :frames]
-            batch[row, :, : features.shape[-1]] = features.to(loaded.device)
-        return batch.to(dtype=loaded.dtype)
-
     def _result(
         self,
         samples: NDArray[np.float32],
         windows: list[_Window],
+        speech: Sequence[Span],
         requested_language: str | None,
         timings: Timings,
     ) -> TranscriptionResult:
-        segments: list[Segment] = []
-        detected: list[str] = []
-        for window in sorted(windows, key=lambda w: w.span.start):
-            decoding = window.decoding
-            if decoding is None:
-                continue
-            detected.append(decoding.language)
-            segments.extend(self._segments(window.span, decoding))
-        language = requested_language or (detected[0] if detected else self._fallback_language())
-        text = " ".join(segment.text for segment in segments)
-        return TranscriptionResult(
-            text=text,
-            segments=segments,
-            language=language,
-            duration_s=duration_of(samples),
-            model=self.loaded.name,
-            timings=timings,
+        loaded = self.loaded
+        tokenizer = loaded.processor.tokenizer
+        text = WindowText(
+            timestamp_begin=loaded.tokens.timestamp_begin,
+            decode=lambda ids: str(tokenizer.decode(ids, skip_special_tokens=True)),
+            token_bytes=self._token_bytes,
         )
+        rules = SegmentRules(
+            no_speech_threshold=self.options.no_speech_threshold,
+            logprob_threshold=self.options.logprob_threshold,
+            compression_ratio_threshold=self.options.compression_ratio_threshold,
+        )
+        spans_s = [(s.start / SAMPLE_RATE, s.end / SAMPLE_RATE) for s in speech]
+        segments: list[Segment] = []
+        decodings: list[WindowDecoding] = []
+        for window in sorted(windows, key=lambda w: w.span.start):
+            if window.decoding is None:
+                continue
+            decodings.append(window.decoding)
+            segments.extend(
+                window_segments(
+                    window.decoding,
+                    start_s=window.span.start / SAMPLE_RATE,
+                    end_s=window.span.end / SAMPLE_RATE,
+                    speech=spans_s,
+                    text=text,
+                    rules=rules,
+                )
+            )
+        detected, probability = self._detected_language(decodings)
+        first_choice = decodings[0].language if decodings else self._fallback_language()
+        return TranscriptionResult(
+            text=" ".join(segment.text for segment in segments),
+            segments=segments,
+            language=requested_language or first_choice,
+            duration_s=duration_of(samples),
+            model=loaded.name,
+            timings=timings,
+            detected_language=detected,
+            language_probability=probability,
+        )
+
+    def _detected_language(
+        self, decodings: Sequence[WindowDecoding]
+    ) -> tuple[str | None, float | None]:
+        """The language distribution averaged over the audio's windows: (code, probability)."""
+        vectors = [d.language_probs for d in decodings if d.language_probs is not None]
+        if not vectors:
+            return None, None
+        pooled = np.mean(np.stack(vectors), axis=0)
+        best = int(pooled.argmax())
+        return language_codes(self.loaded.tokens)[best], round(float(pooled[best]), 4)
+
+    def _token_bytes(self, token: int) -> bytes:
+        cached = self._bytes_cache.get(token)
+        if cached is None:
+            piece = self.loaded.processor.tokenizer.convert_ids_to_tokens(token)
+            cached = token_bytes_from_pieces(str(piece)) if piece is not None else b""
+            self._bytes_cache[token] = cached
+        return cached
 
     def _fallback_language(self) -> str:
         default = self.options.default_language
         if default != AUTO_LANGUAGE:
             return default
         return "sv" if self.loaded.multilingual else "en"
-
-    def _segments(self, span: Span, decoding: WindowDecoding) -> list[Segment]:
-        opts = self.options
-        offset = span.start / SAMPLE_RATE
-        end_limit = span.end / SAMPLE_RATE
-        if (
-            decoding.no_speech_prob > opts.no_speech_threshold
-            and decoding.avg_logprob < opts.logprob_threshold
-        ):
-            logger.info(
-                "window %.1f-%.1f s skipped as silence (no_speech %.2f, avg_logprob %.2f)",
-                offset,
-                end_limit,
-                decoding.no_speech_prob,
-                decoding.avg_logprob,
-            )
-            return []
-        if decoding.loop_cut is not None:
-            logger.warning(
-                "window %.1f-%.1f s: repetition loop cut after %d tokens",
-                offset,
-                end_limit,
-                decoding.loop_cut,
-            )
-        pieces = _split_segments(decoding.tokens, self.loaded.tokens.timestamp_begin)
-        tokenizer = self.loaded.processor.tokenizer
-        segments: list[Segment] = []
-        for start, end, text_tokens in pieces:
-            text = tokenizer.decode(text_tokens, skip_special_tokens=True).strip()
-            if not text:
-                continue
-            seg_start = min(offset + (start if start is not None else 0.0), end_limit)
-            seg_end = min(offset + end, end_limit) if end is not None else end_limit
-            segments.append(
-                Segment(start=round(seg_start, 3), end=round(max(seg_end, seg_start), 3), text=text)
-            )
-        joined = " ".join(s.text for s in segments)
-        ratio = compression_ratio(joined)
-        if ratio > opts.compression_ratio_threshold:
-            logger.warning(
-                "window %.1f-%.1f s dropped: compression ratio %.2f looks like a repetition loop",
-                offset,
-                end_limit,
-                ratio,
-            )
-            return []
-        return segments
-
-
-def _split_segments(
-    tokens: list[int], timestamp_begin: int
-) -> list[tuple[float | None, float | None, list[int]]]:
-    """(start, end, text tokens) per timestamped piece, times relative to the window."""
-    pieces: list[tuple[float | None, float | None, list[int]]] = []
-    start: float | None = None
-    text: list[int] = []
-    for token in tokens:
-        if token < timestamp_begin:
-            text.append(token)
-            continue
-        stamp = (token - timestamp_begin) * TIME_PRECISION_S
-        if text:
-            pieces.append((start, stamp, text))
-            text = []
-            start = None
-        else:
-            start = stamp
-    if text:
-        pieces.append((start, None, text))
-    return pieces
 
 
 def _check_samples(samples: NDArray[np.float32]) -> None:

@@ -11,6 +11,9 @@
 #   --env-file F  use F instead of .env at the repository root (also ENV_FILE=F).
 #   -h, --help    print the script's header comment.
 # The environment overrides .env (as in the code's settings), so `BUCKET_NAME=x scripts/...` works.
+# AWS_CLI and SAM_CLI name other binaries for `aws` and `sam`; SAM_BUILD_DIR the build output
+# (default .aws-sam/build). tests/scripts/test_rehearsal.py uses them to run every step against
+# moto with a documented SAM stand-in.
 
 SCRIPTS_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ROOT="$(cd "$SCRIPTS_DIR/.." && pwd)"
@@ -198,7 +201,7 @@ require_docker() {
 
 require_sam() {
   [[ $DRY_RUN == 1 ]] && return 0
-  require_cmd sam "install the AWS SAM CLI (pip install aws-sam-cli) to build and deploy template.yaml"
+  require_cmd "${SAM_CLI:-sam}" "install the AWS SAM CLI (pip install aws-sam-cli) to build and deploy template.yaml"
 }
 
 print_call() {
@@ -304,11 +307,11 @@ CreateBucket CREATE_BUCKET
 AudioPrefix AUDIO_PREFIX
 TranscriptPrefix TRANSCRIPT_PREFIX
 ApiKeyParameterName API_KEY_PARAMETER
-ServerUrl SERVER_URL
-ServerInstanceTag SERVER_INSTANCE_TAG
 ForceQueue FORCE_QUEUE
 RouterReservedConcurrency ROUTER_CONCURRENCY
 EventBusName EVENT_BUS_NAME
+WebhookUrl WEBHOOK_URL
+WebhookSecretParameterName WEBHOOK_SECRET_PARAMETER
 ModelId MODEL_ID
 Language LANGUAGE
 WorkerImageRepository ECR_REPOSITORY
@@ -320,10 +323,11 @@ InstanceTypes LAUNCH_INSTANCE_TYPES
 OnDemandFallback LAUNCH_ON_DEMAND_FALLBACK
 MaxBatchInstances LAUNCH_MAX_INSTANCES
 MessagesPerInstance LAUNCH_MESSAGES_PER_INSTANCE
-VpcId VPC_ID
-SubnetIds LAUNCH_SUBNET_IDS
-ServerIngressCidr SERVER_ALLOWED_CIDR
-RouterVpcAccess ROUTER_VPC_ACCESS
+VpcCidr VPC_CIDR
+LogRetentionDays LOG_RETENTION_DAYS
+AlarmEmail ALARM_EMAIL
+QueueAgeAlarmSeconds QUEUE_AGE_ALARM_S
+MonthlyBudgetUsd MONTHLY_BUDGET_USD
 "
 
 template_parameters() {
@@ -364,7 +368,8 @@ build_parameter_overrides() {
 deploy_stack() {
   require_sam
   build_parameter_overrides
-  local deploy=(sam deploy --template-file "$ROOT/.aws-sam/build/template.yaml"
+  local sam="${SAM_CLI:-sam}" build_dir="${SAM_BUILD_DIR:-$ROOT/.aws-sam/build}"
+  local deploy=("$sam" deploy --template-file "$build_dir/template.yaml"
     --stack-name "$STACK_NAME" --region "$AWS_REGION" --resolve-s3
     --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM CAPABILITY_AUTO_EXPAND
     --no-confirm-changeset --no-fail-on-empty-changeset
@@ -373,23 +378,95 @@ deploy_stack() {
     deploy+=(--parameter-overrides "${PARAMETER_OVERRIDES[@]}")
   fi
   info "building template.yaml (sam build) ..."
-  (cd "$ROOT" && run_tool sam build --template-file "$ROOT/template.yaml" --build-dir "$ROOT/.aws-sam/build")
+  (cd "$ROOT" && run_tool "$sam" build --template-file "$ROOT/template.yaml" --build-dir "$build_dir")
   info "deploying stack $STACK_NAME (sam deploy) ..."
   run_tool "${deploy[@]}"
 }
 
-# Writes the stack outputs the other steps and deployables read into .env.
+# Writes the stack outputs the other steps and deployables read into .env (so .env never holds
+# a second, different name for what the stack defines: the server's private URL, the tags).
+STACK_OUTPUT_SETTINGS="QueueUrl:QUEUE_URL DeadLetterQueueUrl:DLQ_URL
+IdempotencyTableName:IDEMPOTENCY_TABLE RouterFunctionArn:ROUTER_FUNCTION_ARN
+RouterDeadLetterQueueUrl:ROUTER_DEAD_LETTER_QUEUE_URL WorkerLaunchTemplateId:LAUNCH_TEMPLATE_ID
+ServerUrl:SERVER_URL ServerInstanceTag:SERVER_INSTANCE_TAG BatchInstanceTag:BATCH_INSTANCE_TAG
+PrivateSubnetIds:LAUNCH_SUBNET_IDS"
 record_stack_outputs() {
   local key var value
-  for key in QueueUrl:QUEUE_URL DeadLetterQueueUrl:DLQ_URL \
-    IdempotencyTableName:IDEMPOTENCY_TABLE RouterFunctionArn:ROUTER_FUNCTION_ARN \
-    RouterDeadLetterQueueUrl:ROUTER_DEAD_LETTER_QUEUE_URL \
-    WorkerLaunchTemplateId:LAUNCH_TEMPLATE_ID; do
+  for key in $STACK_OUTPUT_SETTINGS; do
     var="${key#*:}"
     value="$(stack_output "${key%%:*}")"
     if [[ -n $value && $value != None ]]; then
       set_env_value "$var" "$value"
     fi
+  done
+}
+
+# ---------------------------------------------------------------------------- instance tags
+
+# Every instance the stack can start carries SmartRouterRole=<value>: the batch workers (the
+# launch template and the launcher) and the server (step-320). The values are stack outputs;
+# when the stack is gone they follow template.yaml's own formulas, which
+# tests/scripts/test_contract.py holds equal to these.
+# shellcheck disable=SC2034 # read by the steps
+ROLE_TAG_KEY=SmartRouterRole
+
+# template.yaml's VpcCidr AllowedPattern and LogRetentionDays AllowedValues, verbatim (a test
+# keeps them equal): step-001 refuses what CloudFormation would refuse, before any deploy.
+# shellcheck disable=SC2034 # read by step-001
+VPC_CIDR_PATTERN='^(10\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])|172\.(1[6-9]|2[0-9]|3[01])|192\.168)\.0\.0/16$'
+# shellcheck disable=SC2034 # read by step-001
+LOG_RETENTION_VALUES="1 3 5 7 14 30 60 90 120 150 180 365 400 545 731 1096 1827 2192 2557 2922 3288 3653"
+
+# Sets INSTANCE_TAGS to the role tag values of the stack's instances (read_stack first).
+stack_instance_tags() {
+  local batch server
+  batch="$(stack_output BatchInstanceTag)"
+  server="$(stack_output ServerInstanceTag)"
+  # shellcheck disable=SC2034 # read by step-999
+  INSTANCE_TAGS=("${batch:-${STACK_NAME}-batch-worker}" "${server:-${STACK_NAME}-server}")
+}
+
+# ---------------------------------------------------------------------------- Run Command
+
+# Runs a shell script on an instance with SSM Run Command (the server sits in a private subnet:
+# this is how the checks reach it without opening a port) and waits for it. Sets RUN_STATUS
+# (Success, Failed, TimedOut, ...) and RUN_OUTPUT (its standard output). A dry run prints the
+# call and sets RUN_STATUS to DryRun.
+run_on_instance() {
+  local instance="$1" script="$2" wait_s="${3:-120}"
+  RUN_STATUS=""
+  RUN_OUTPUT=""
+  aws_base
+  require_cmd python3 "install Python 3 (used to write the Run Command parameters)"
+  local params
+  params="$(umask 077 && mktemp)"
+  python3 -c 'import json, sys; json.dump({"commands": [sys.argv[1]], "executionTimeout": [sys.argv[2]]}, open(sys.argv[3], "w"))' \
+    "$script" "$wait_s" "$params"
+  if [[ $DRY_RUN == 1 ]]; then
+    print_call "${AWS_BASE[@]}" ssm send-command --instance-ids "$instance" \
+      --document-name AWS-RunShellScript --parameters "file://<commands>"
+    rm -f "$params"
+    RUN_STATUS=DryRun
+    return 0
+  fi
+  run_tool "${AWS_BASE[@]}" ssm send-command --instance-ids "$instance" \
+    --document-name AWS-RunShellScript --comment "smart-router $(basename "$0")" \
+    --timeout-seconds 60 --parameters "file://$params" --query Command.CommandId --output text
+  rm -f "$params"
+  local command_id="$AWS_OUT" deadline=$((SECONDS + wait_s + 30)) result
+  while :; do
+    if aws_lookup 'InvocationDoesNotExist' ssm get-command-invocation --command-id "$command_id" \
+      --instance-id "$instance" --output json; then
+      result="$AWS_OUT"
+      RUN_STATUS="$(printf '%s' "$result" | python3 -c 'import json, sys; print(json.load(sys.stdin)["Status"])')"
+      if [[ ! $RUN_STATUS =~ ^(Pending|InProgress|Delayed)$ ]]; then
+        # shellcheck disable=SC2034 # read by the steps
+        RUN_OUTPUT="$(printf '%s' "$result" | python3 -c 'import json, sys; print(json.load(sys.stdin).get("StandardOutputContent", ""), end="")')"
+        return 0
+      fi
+    fi
+    [[ $SECONDS -lt $deadline ]] || die "Run Command $command_id on $instance did not finish within $((wait_s + 30))s: see aws ssm list-command-invocations."
+    sleep 2
   done
 }
 

@@ -40,10 +40,6 @@ CREDENTIALS: Final = {
 CLIENT_CONFIG: Final = Config(connect_timeout=5, read_timeout=30, retries={"max_attempts": 2})
 
 
-class LocalAwsError(Exception):
-    """The embedded AWS stand-in could not be started or provisioned."""
-
-
 @dataclass(frozen=True)
 class Names:
     """What the local run creates. Distinct names per run keep re-runs and tests apart."""

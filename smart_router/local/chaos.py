@@ -23,6 +23,7 @@ from smart_router.local.lambda_runtime import redirect_router_output
 from smart_router.local.pipeline import LocalPipeline, PipelineConfig
 from smart_router.local.processes import WorkerProcess, free_port
 from smart_router.local.sessions import LocalChunk, LocalSession, sample_sessions
+from transcript_store.queue_depth import read_queue_depth
 
 logger = logging.getLogger(__name__)
 
@@ -144,11 +145,7 @@ class Chaos:
         up when the chaos stops first."""
         sqs = self.pipeline.clients.sqs
         while not self._stop.is_set() and worker.running:
-            attributes = sqs.get_queue_attributes(
-                QueueUrl=self.pipeline.resources.queue_url,
-                AttributeNames=["ApproximateNumberOfMessagesNotVisible"],
-            )["Attributes"]
-            if int(attributes["ApproximateNumberOfMessagesNotVisible"]) > 0:
+            if read_queue_depth(sqs, self.pipeline.resources.queue_url).in_flight > 0:
                 worker.kill()
                 self.injected["worker_kills"] += 1
                 logger.info("chaos: worker killed mid-batch")

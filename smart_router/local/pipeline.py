@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
+from smart_router.errors import PipelineTimeoutError
 from smart_router.local.aws import (
     REGION,
     Clients,
@@ -32,6 +33,7 @@ from smart_router.local.lambda_runtime import Invocation, LocalLambda
 from smart_router.local.processes import ServerProcess, WorkerProcess
 from smart_router.local.sessions import LocalSession
 from transcript_contracts.keys import TRANSCRIPT_FORMATS, KeyLayout, TranscriptFormat
+from transcript_store.queue_depth import read_queue_depth
 
 if TYPE_CHECKING:
     from smart_router.session_status import SessionStatus
@@ -39,10 +41,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ManifestOrder = Literal["first", "last", "none"]
-
-
-class PipelineTimeoutError(Exception):
-    """The pipeline did not settle within the allowed time."""
 
 
 @dataclass
@@ -168,7 +166,8 @@ class LocalPipeline:
     def _start_router(self) -> None:
         from router.app import build_app
         from router.handler import lambda_handler, set_app
-        from transcript_contracts.settings import RouterSettings, load_settings
+        from router.settings import RouterSettings
+        from transcript_contracts.settings import load_settings
 
         cfg = self.config
         if self.server is None:
@@ -261,15 +260,7 @@ class LocalPipeline:
     # -- waiting --------------------------------------------------------------------------
 
     def _queue_depth(self, url: str) -> int:
-        attributes = self.clients.sqs.get_queue_attributes(
-            QueueUrl=url,
-            AttributeNames=[
-                "ApproximateNumberOfMessages",
-                "ApproximateNumberOfMessagesNotVisible",
-                "ApproximateNumberOfMessagesDelayed",
-            ],
-        )["Attributes"]
-        return sum(int(v) for v in attributes.values())
+        return read_queue_depth(self.clients.sqs, url).total
 
     def wait_router_idle(self, timeout_s: float = 300.0) -> None:
         """Until every event delivered so far has been handled (retries included)."""

@@ -20,13 +20,11 @@ from typing import IO, Final
 
 import httpx
 
+from smart_router.errors import ProcessStartError
+
 logger = logging.getLogger(__name__)
 
 STOP_GRACE_S: Final = 10.0
-
-
-class ProcessStartError(Exception):
-    """A child process exited or did not become ready in time."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:

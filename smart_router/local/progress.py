@@ -1,13 +1,19 @@
-"""What the local run shows while it works: one row per chunk (route, retries, timings, text)."""
+"""What the local run shows while it works: one row per chunk (route, retries, timings, text).
+
+The table must read cleanly in an 80-column terminal: every row is one line (texts are cut with
+an ellipsis; the full transcripts follow in the report), so six chunks and the notes fit a
+24-line screen and rich's Live display never has to crop it while it redraws.
+"""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
@@ -21,6 +27,23 @@ ROUTE_STYLES = {
     "failed": "red",
     "transcribed by worker": "green",
 }
+# Short labels, so the route column stays narrow and the transcript keeps the width.
+ROUTE_LABELS = {"transcribed by worker": "worker"}
+REASON_LABELS = {
+    "server_unhealthy": "unhealthy",
+    "retries_exhausted": "retries out",
+    "forced": "forced",
+}
+CHUNK_LABEL_WIDTH = 16
+DETAIL_WIDTH = 36
+ROUTE_WIDTH = 26
+MIN_TRANSCRIPT_WIDTH = 20
+NOTES_SHOWN = 6
+
+_CHUNK_URI_RE = re.compile(r"([^/]+)/chunk-0*([0-9]+)\.[^/]+$")
+# Control characters (escape sequences, carriage returns, tabs, newlines) would move the cursor
+# or break a row across lines and with it the table's borders: text is shown as one clean line.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 
 
 @dataclass
@@ -96,28 +119,84 @@ class RunProgress:
 
     def render(self) -> RenderableType:
         with self._lock:
-            table = Table(title=f"{self.stage}  ({time.monotonic() - self.started:.0f} s)")
-            table.add_column("chunk", no_wrap=True)
-            table.add_column("route")
-            table.add_column("tries", justify="right")
-            table.add_column("s", justify="right")
-            table.add_column("transcript", overflow="fold")
-            for row in self.rows.values():
-                name = row.uri.split("/", 3)[-1]
-                route = Text(row.route, style=ROUTE_STYLES.get(row.route, ""))
-                if row.detail:
-                    route.append(f" ({row.detail})", style="dim")
-                if row.deliveries > 1:
-                    route.append(f" x{row.deliveries}", style="magenta")
-                table.add_row(
-                    name,
-                    route,
+            title = one_line(f"{self.stage}  ({time.monotonic() - self.started:.0f} s)")
+            cells = [
+                (
+                    chunk_label(row.uri),
+                    _route_text(row),
                     str(row.attempts or ""),
                     "" if row.seconds is None else f"{row.seconds:.1f}",
-                    row.text,
+                    one_line(row.text),
                 )
-            notes = [Text(line, style="dim") for line in self.notes[-6:]]
-        return Group(table, *notes)
+                for row in self.rows.values()
+            ]
+            notes = [
+                Text(one_line(line), style="dim", overflow="ellipsis", no_wrap=True)
+                for line in self.notes[-NOTES_SHOWN:]
+            ]
+        return Group(ChunkTable(title, cells), *notes)
+
+
+@dataclass(frozen=True)
+class ChunkTable:
+    """The chunk rows, laid out for the width rich offers at render time: the short columns get
+    what they need, the route at most ROUTE_WIDTH, the transcript the rest. rich's own layout
+    squeezes the transcript to nothing when every column is one line (no_wrap)."""
+
+    title: str
+    rows: list[tuple[str, Text, str, str, str]]
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        chunk_w = max([len(r[0]) for r in self.rows] + [len("chunk")])
+        tries_w = len("tries")
+        secs_w = max([len(r[3]) for r in self.rows] + [4])
+        route_w = min(max([r[1].cell_len for r in self.rows] + [len("route")]), ROUTE_WIDTH)
+        # Five columns: six borders and one space of padding on each side of every cell.
+        spare = options.max_width - 16 - chunk_w - tries_w - secs_w - route_w
+        if spare < MIN_TRANSCRIPT_WIDTH:
+            # A narrow terminal: the route gives way first, down to a few characters.
+            route_w = max(route_w - (MIN_TRANSCRIPT_WIDTH - spare), len("route"))
+            spare = options.max_width - 16 - chunk_w - tries_w - secs_w - route_w
+        table = Table(title=self.title, title_justify="left")
+        table.add_column("chunk", width=chunk_w, no_wrap=True, overflow="ellipsis")
+        table.add_column("route", width=route_w, no_wrap=True, overflow="ellipsis")
+        table.add_column("tries", width=tries_w, justify="right", no_wrap=True)
+        table.add_column("s", width=secs_w, justify="right", no_wrap=True)
+        table.add_column("transcript", width=max(spare, 1), no_wrap=True, overflow="ellipsis")
+        for row in self.rows:
+            table.add_row(*row)
+        yield table
+
+
+def one_line(text: str) -> str:
+    """``text`` as a single line: control characters and runs of whitespace become one space."""
+    return " ".join(_CONTROL_RE.sub(" ", text).split())
+
+
+def shorten(text: str, width: int) -> str:
+    """At most ``width`` characters, cut with an ellipsis."""
+    text = one_line(text)
+    return text if len(text) <= width else text[: max(width - 1, 0)] + "…"
+
+
+def chunk_label(uri: str) -> str:
+    """``s3://b/audio/demo-sv/chunk-0002.ogg`` -> ``demo-sv #2``; a long session id is cut so
+    that the chunk number always shows."""
+    match = _CHUNK_URI_RE.search(uri)
+    if match is None:
+        return shorten(uri.rsplit("/", 1)[-1], CHUNK_LABEL_WIDTH)
+    number = f" #{int(match.group(2))}"
+    return shorten(match.group(1), CHUNK_LABEL_WIDTH - len(number)) + number
+
+
+def _route_text(row: ChunkRow) -> Text:
+    route = Text(ROUTE_LABELS.get(row.route, row.route), style=ROUTE_STYLES.get(row.route, ""))
+    if row.detail:
+        detail = REASON_LABELS.get(row.detail, row.detail)
+        route.append(f" ({shorten(detail, DETAIL_WIDTH)})", style="dim")
+    if row.deliveries > 1:
+        route.append(f" x{row.deliveries}", style="magenta")
+    return route
 
 
 def _event_uri(event: dict[str, Any]) -> str | None:

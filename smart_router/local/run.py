@@ -10,16 +10,20 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.live import Live
+from rich.text import Text
 
 from smart_router.evaluation import wer
 from smart_router.local.aws import Names
 from smart_router.local.lambda_runtime import Invocation, redirect_router_output
 from smart_router.local.pipeline import LocalPipeline, PipelineConfig, SessionResult
-from smart_router.local.progress import RunProgress
+from smart_router.local.progress import RunProgress, one_line, shorten
 from smart_router.local.sessions import LocalSession
 from transcript_contracts.keys import KeyLayout
 
 logger = logging.getLogger(__name__)
+
+# An error message is cut here in the report; the full one is in output/local/logs.
+FAILURE_MESSAGE_CHARS = 400
 
 
 @dataclass(frozen=True)
@@ -165,31 +169,51 @@ def _show_texts(
 
 
 def print_report(report: LocalRunReport, sessions: list[LocalSession], console: Console) -> None:
+    """What the run produced, after the live table: each session's transcript (wrapped to the
+    terminal's width), its WER, its files, the events published and what failed.
+
+    Transcripts, paths and error messages are printed as plain text, never as rich markup: a
+    transcript's "[music]" would otherwise be taken for a style and vanish.
+    """
     for result in report.results:
         console.rule(f"session {result.session_id}")
         if not result.stitched:
-            console.print("[red]not stitched[/red]: the session is incomplete")
+            console.print(Text.assemble(("not stitched", "red"), ": the session is incomplete"))
             for line in report.incomplete.get(result.session_id, []):
-                console.print(f"  {line}")
+                console.print(Text(f"  {one_line(line)}"))
             continue
-        console.print(result.text or "")
+        console.print(Text(result.text or ""))
         session = next(s for s in sessions if s.session_id == result.session_id)
         if session.reference_text and result.text:
-            console.print(
-                f"[dim]WER against the spoken text: "
-                f"{wer(session.reference_text, result.text):.2f}[/dim]"
-            )
+            score = wer(session.reference_text, result.text)
+            console.print(Text(f"WER against the spoken text: {score:.2f}", style="dim"))
         for fmt, path in result.files.items():
-            console.print(f"  {fmt:4} {path}")
+            console.print(Text(f"  {fmt:4} {path}"))
     console.rule("events published (EventBridge, default bus)")
     for event in report.notifications:
         detail = event.get("detail")
         session_id = detail.get("session_id") if isinstance(detail, dict) else None
-        console.print(f"  {event.get('detail-type')}: session {session_id}")
+        console.print(Text(f"  {event.get('detail-type')}: session {session_id}"))
     for record in report.router_failures:
-        console.print(f"[red]router gave up on an event[/red]: {record.get('responsePayload')}")
+        console.print(Text.assemble(("router gave up on ", "red"), _failure_line(record)))
     for message in report.dead_letters:
-        console.print(f"[red]in the dead-letter queue[/red]: {message.get('key')}")
+        console.print(Text.assemble(("in the dead-letter queue: ", "red"), str(message.get("key"))))
+
+
+def _failure_line(record: dict[str, object]) -> str:
+    """``key: ErrorType: message`` from Lambda's on-failure record (not the whole record: its
+    request payload alone fills a screen)."""
+    request = record.get("requestPayload")
+    response = record.get("responsePayload")
+    key: object = None
+    if isinstance(request, dict):
+        detail = request.get("detail")
+        obj = detail.get("object") if isinstance(detail, dict) else None
+        key = obj.get("key") if isinstance(obj, dict) else request.get("key")
+    if not isinstance(response, dict):
+        return f"{key or 'an event'}: {shorten(str(response), FAILURE_MESSAGE_CHARS)}"
+    message = shorten(str(response.get("errorMessage")), FAILURE_MESSAGE_CHARS)
+    return f"{key or 'an event'}: {response.get('errorType')}: {message}"
 
 
 def stdout_console() -> Console:

@@ -7,15 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from smart_router.errors import SessionInputError
 from transcript_contracts.errors import KeyGrammarError
 from transcript_contracts.keys import AUDIO_EXTENSIONS, KeyLayout, check_session_id
 from transcript_contracts.models import Manifest
 
 SAMPLES_DIR: Final = Path(__file__).resolve().parents[2] / "examples" / "local-sessions"
-
-
-class SessionInputError(Exception):
-    """The given session name or files cannot be uploaded as a session."""
 
 
 @dataclass(frozen=True)

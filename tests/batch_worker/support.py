@@ -17,10 +17,10 @@ from mypy_boto3_s3 import S3Client
 from mypy_boto3_sqs import SQSClient
 
 from batch_worker.queue import WorkQueue
+from batch_worker.settings import WorkerSettings
 from batch_worker.worker import Worker, WorkerDeps
 from transcript_contracts.keys import KeyLayout
 from transcript_contracts.models import Manifest, QueueMessage
-from transcript_contracts.settings import WorkerSettings
 from transcript_store import StitchOutcome, TranscriptStore
 from whisper_engine.results import Segment, TranscriptionResult
 
@@ -177,7 +177,9 @@ class RecordingEvents:
     stitched: list[StitchOutcome] = field(default_factory=list)
     failed: list[tuple[str, str, str]] = field(default_factory=list)
 
-    def session_stitched(self, outcome: StitchOutcome) -> None:
+    def session_stitched(
+        self, outcome: StitchOutcome, *, bucket: str | None = None, manifest: Manifest | None = None
+    ) -> None:
         self.stitched.append(outcome)
 
     def chunk_failed(self, bucket: str, key: str, reason: str) -> None:

@@ -26,7 +26,7 @@ from tests.batch_worker.support import (
     wav_bytes,
 )
 from tests.transcript_store.factories import chunk_transcript
-from transcript_contracts.models import QueueMessage
+from transcript_contracts.models import Manifest, QueueMessage
 from transcript_store import StitchOutcome
 
 
@@ -174,7 +174,13 @@ def test_a_failing_event_sink_does_not_stop_the_work(
     aws: Aws, caplog: pytest.LogCaptureFixture
 ) -> None:
     class Broken(RecordingEvents):
-        def session_stitched(self, outcome: StitchOutcome) -> None:
+        def session_stitched(
+            self,
+            outcome: StitchOutcome,
+            *,
+            bucket: str | None = None,
+            manifest: Manifest | None = None,
+        ) -> None:
             raise RuntimeError("notifier down")
 
     aws.put_manifest("s1", 1)

@@ -54,7 +54,7 @@ def _assert_stitched_correctly(pipeline: LocalPipeline, session_id: str, tmp_pat
     reference = session.reference_text
     assert reference is not None
     assert wer(reference, transcript.text) <= WER_BOUND, transcript.text
-    # Offsets are the sums of the real decoded chunk durations (DESIGN.md §2).
+    # Offsets are the sums of the real decoded chunk durations (docs/design.md §2).
     chunks = _chunk_transcripts(pipeline, session_id, len(session.chunks))
     offset = 0.0
     for stitched, chunk in zip(transcript.chunks, chunks, strict=True):

@@ -85,6 +85,10 @@ def as_list(value: Any) -> list[Any]:
 
 
 def policy_statements(role: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The statements of a role's inline policies, or of an ``AWS::IAM::Policy`` resource."""
+    if "PolicyDocument" in role["Properties"]:
+        yield from as_list(role["Properties"]["PolicyDocument"]["Statement"])
+        return
     for policy in role["Properties"].get("Policies", []):
         yield from as_list(policy["PolicyDocument"]["Statement"])
 

@@ -41,12 +41,15 @@ IAM_CHECKS = {
 # The only skips, each with its reason in template.yaml.
 EXPECTED_SKIPS = {
     "CKV_AWS_18",  # bucket access logging: needs a log bucket the operator chooses
+    "CKV_AWS_26",  # SNS alarm topic: CloudWatch and Budgets cannot use the AWS-managed key
     "CKV_AWS_27",  # SQS: SSE-SQS is on; checkov recognises only KMS
     "CKV_AWS_116",  # Lambda DLQ: EventInvokeConfig on-failure destinations instead
-    "CKV_AWS_117",  # Lambda in VPC: optional for the router, pointless for the launcher
+    "CKV_AWS_117",  # Lambda in VPC: the launcher calls only AWS APIs
     "CKV_AWS_119",  # DynamoDB CMK: AWS-managed encryption on; records hold keys only
     "CKV_AWS_158",  # log group CMK: CloudWatch Logs encrypts by default
     "CKV_AWS_173",  # Lambda env encryption: no secrets in the environment
+    "CKV2_AWS_11",  # VPC flow logs: optional (cost); security groups admit only the router
+    "CKV2_AWS_12",  # the VPC's default security group: unused, every resource has its own
 }
 
 
@@ -69,7 +72,11 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     binary = checkov_binary()
     if binary is None:
         pytest.skip("checkov is not installed (see this module's docstring)")
-    template = translate(CreateBucket="true", RouterVpcAccess="true")
+    template = translate(
+        CreateBucket="true",
+        AlarmEmail="ops@example.com",
+        WebhookSecretParameterName="/transcription/webhook-secret",
+    )
     path = tmp_path_factory.mktemp("checkov") / "template.json"
     path.write_text(json.dumps(template, indent=1))
     result = subprocess.run(
@@ -108,6 +115,7 @@ def test_iam_checks_ran_and_passed_on_every_role(report: dict[str, Any]) -> None
         "AWS::IAM::Role.LauncherFunctionRole",
         "AWS::IAM::Role.LauncherFunctionNightlyDrainRole",
         "AWS::IAM::Role.WorkerInstanceRole",
+        "AWS::IAM::Role.ServerInstanceRole",
     }
 
 

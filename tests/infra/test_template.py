@@ -55,7 +55,7 @@ def test_makefile_build_target_exists(logical_id: str) -> None:
 
 
 def test_launcher_makefile_installs_the_launcher_extra_only() -> None:
-    makefile = (ROOT / "batch_worker" / "Makefile").read_text()
+    makefile = (ROOT / "launcher" / "Makefile").read_text()
     assert re.search(r'build-lambda-package\.sh" launcher "\$\(ARTIFACTS_DIR\)"', makefile)
     # The shared recipe installs the wheel with exactly that extra, as Lambda binary wheels.
     script = (ROOT / "scripts" / "build-lambda-package.sh").read_text()

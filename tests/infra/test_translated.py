@@ -1,5 +1,6 @@
 """Invariants of the template once aws-sam-translator has turned it into CloudFormation
-(issue 7; DESIGN P4, P7, P13-P16, P19)."""
+(issues 7 and 14; docs/design.md P4, P7, P13-P16, P19). The network, alarm and webhook
+invariants are in test_network.py and test_alarms.py."""
 
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ from typing import Any
 
 import pytest
 
-from batch_worker.launcher import ROLE_TAG_KEY, parse_request
+from batch_worker.settings import WorkerSettings
+from launcher.launch import ROLE_TAG_KEY
+from launcher.request import parse_request
+from launcher.settings import LauncherSettings
+from router.settings import RouterSettings
 from tests.infra.sam import (
     Template,
     as_list,
@@ -20,7 +25,6 @@ from tests.infra.sam import (
     translate,
     translated,
 )
-from transcript_contracts.settings import LauncherSettings, RouterSettings, WorkerSettings
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +49,8 @@ def actions(statement: dict[str, Any]) -> list[str]:
 
 
 def roles(cfn: Template) -> dict[str, Any]:
-    return resources_of(cfn, "AWS::IAM::Role")
+    """Every role, and every standalone policy (checked by the same rules)."""
+    return {**resources_of(cfn, "AWS::IAM::Role"), **resources_of(cfn, "AWS::IAM::Policy")}
 
 
 def batch_tag() -> str:
@@ -123,6 +128,35 @@ def test_function_environment_names_real_settings(
     ours = {k for k in env if not k.startswith("POWERTOOLS_")}
     assert ours <= {name.upper() for name in settings.model_fields} | extra
     assert "API_KEY" not in env  # only the SSM parameter's name (P16)
+
+
+def test_webhooks_are_wired_for_router_and_worker(cfn: Template) -> None:
+    env = resource(cfn, "RouterFunction")["Properties"]["Environment"]["Variables"]
+    assert env["WEBHOOK_URL"] == {"Ref": "WebhookUrl"}
+    assert env["WEBHOOK_SECRET_PARAMETER"] == {"Ref": "WebhookSecretParameterName"}
+    assert "WEBHOOK_SECRET" not in env  # the key's name only, never the key
+    worker_env = sub_text(
+        resource(cfn, "WorkerLaunchTemplate")["Properties"]["LaunchTemplateData"]["UserData"][
+            "Fn::Base64"
+        ]
+    )
+    assert "WEBHOOK_URL=${WebhookUrl}" in worker_env
+    assert "WEBHOOK_SECRET_PARAMETER=${WebhookSecretParameterName}" in worker_env
+    policy = resource(cfn, "WebhookSigningKeyPolicy")
+    assert policy["Condition"] == "HasWebhookSecret"
+    assert policy["Properties"]["Roles"] == [
+        {"Ref": "RouterFunctionRole"},
+        {"Ref": "WorkerInstanceRole"},
+    ]
+    (statement,) = policy_statements(policy)
+    assert actions(statement) == ["ssm:GetParameter"]
+    assert sub_text(statement["Resource"]).endswith(":parameter${WebhookSecretParameterName}")
+    # A global webhook without a signing key cannot be deployed (webhooks are always signed).
+    rule = cfn["Rules"]["WebhookUrlNeedsASecret"]
+    assert rule["RuleCondition"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "WebhookUrl"}, ""]}]}
+    assert rule["Assertions"][0]["Assert"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "WebhookSecretParameterName"}, ""]}]
+    }
 
 
 # ------------------------------------------------------------------ queue, table, key
@@ -239,11 +273,27 @@ def test_the_batch_tag_is_one_value_everywhere(cfn: Template) -> None:
 
 # ------------------------------------------------------------------ IAM (P19)
 
+# SSM agent channels (Run Command, Session Manager): ssmmessages and ec2messages have no resource
+# types. The instances' statements of AmazonSSMManagedInstanceCore, minus ssm:GetParameter(s).
+SSM_AGENT_CHANNELS = {
+    "ssmmessages:CreateControlChannel",
+    "ssmmessages:CreateDataChannel",
+    "ssmmessages:OpenControlChannel",
+    "ssmmessages:OpenDataChannel",
+    "ec2messages:AcknowledgeMessage",
+    "ec2messages:DeleteMessage",
+    "ec2messages:FailMessage",
+    "ec2messages:GetEndpoint",
+    "ec2messages:GetMessages",
+    "ec2messages:SendReply",
+}
+
 # Actions that support no resource-level scoping, and why each role needs it.
 RESOURCE_STAR_ALLOWED = {
-    ("RouterFunctionRole", "ec2:DescribeInstances"),  # find the server by tag
     ("LauncherFunctionRole", "ec2:DescribeInstances"),  # find running batch instances (P15)
     ("WorkerInstanceRole", "ecr:GetAuthorizationToken"),  # docker login to ECR
+    ("ServerInstanceRole", "ecr:GetAuthorizationToken"),
+    *((role, action) for role in ("WorkerInstanceRole", "ServerInstanceRole") for action in SSM_AGENT_CHANNELS),
 }
 
 
@@ -262,7 +312,7 @@ def test_managed_policies_are_only_the_lambda_basics(cfn: Template) -> None:
     allowed = {
         "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
         "arn:aws:iam::aws:policy/AWSXrayWriteOnlyAccess",
-        # SAM adds it for the optional VpcConfig (RouterVpcAccess): ENI management only.
+        # SAM adds it for the router's VpcConfig: ENI management only.
         "arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole",
     }
     for role in roles(cfn).values():
@@ -292,6 +342,37 @@ def test_s3_access_is_scoped_to_the_prefixes(cfn: Template) -> None:
                     assert s3_actions == ["s3:GetObject"], (name, statement)
                 else:
                     assert set(s3_actions) <= {"s3:GetObject", "s3:PutObject"}, name
+
+
+def test_server_role_reads_its_key_audio_and_image_and_writes_transcripts(cfn: Template) -> None:
+    server = roles(cfn)["ServerInstanceRole"]
+    assert server["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
+        "Service": "ec2.amazonaws.com"
+    }
+    profile = resource(cfn, "ServerInstanceProfile")["Properties"]
+    assert profile["Roles"] == [{"Ref": "ServerInstanceRole"}]
+    granted = {a: s for s in policy_statements(server) for a in actions(s)}
+    key = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${ApiKeyParameterName}"
+    assert sub_text(granted["ssm:GetParameter"]["Resource"]) == key
+    assert "ssm:GetParameters" not in granted and "ssm:GetParametersByPath" not in granted
+    assert sub_text(granted["ecr:BatchGetImage"]["Resource"]).endswith(
+        ":repository/${WorkerImageRepository}"
+    )
+    assert granted["logs:PutLogEvents"]["Resource"] == getatt_arn("ServerLogGroup")
+    # No queue, no events, no EC2 control: the server only transcribes what it is sent.
+    assert not [a for a in granted if a.split(":")[0] in {"sqs", "events", "ec2", "iam"}]
+
+
+def test_server_and_worker_logs_go_to_log_groups_with_the_retention_setting(
+    cfn: Template,
+) -> None:
+    for group in ("ServerLogGroup", "WorkerLogGroup", "RouterLogGroup", "LauncherLogGroup"):
+        props = resource(cfn, group)["Properties"]
+        assert props["RetentionInDays"] == {"Ref": "LogRetentionDays"}, group
+    assert default(cfn, "LogRetentionDays") == 30
+    for function, group in (("RouterFunction", "RouterLogGroup"), ("LauncherFunction", "LauncherLogGroup")):
+        logging = resource(cfn, function)["Properties"]["LoggingConfig"]
+        assert logging["LogGroup"] == {"Ref": group}
 
 
 def test_worker_role_drains_only_the_work_queue(cfn: Template) -> None:
@@ -347,22 +428,13 @@ def test_launcher_runs_instances_only_from_its_template_image_and_tag(cfn: Templ
 # ------------------------------------------------------------------ network, parameters
 
 
-def test_server_port_is_open_only_to_the_cidr_parameter(cfn: Template) -> None:
-    group = resource(cfn, "ServerSecurityGroup")["Properties"]
-    (rule,) = group["SecurityGroupIngress"]
-    assert (rule["FromPort"], rule["ToPort"], rule["IpProtocol"]) == (8000, 8000, "tcp")
-    assert rule["CidrIp"] == {"Ref": "ServerIngressCidr"}
-    assert "Default" not in cfn["Parameters"]["ServerIngressCidr"]
-    (rule_check,) = cfn["Rules"]["ServerNotOpenToTheInternet"]["Assertions"]
-    assert "0.0.0.0/0" in json.dumps(rule_check["Assert"])
-
-
 def test_nothing_is_open_to_the_internet(cfn: Template) -> None:
     assert "SecurityGroupIngress" not in resource(cfn, "WorkerSecurityGroup")["Properties"]
     for group in resources_of(cfn, "AWS::EC2::SecurityGroup").values():
         for rule in group["Properties"].get("SecurityGroupIngress", []):
-            assert rule.get("CidrIp") != "0.0.0.0/0"
-            assert rule.get("CidrIpv6") != "::/0"
+            assert "CidrIp" not in rule and "CidrIpv6" not in rule
+    for rule in resources_of(cfn, "AWS::EC2::SecurityGroupIngress").values():
+        assert "CidrIp" not in rule["Properties"] and "CidrIpv6" not in rule["Properties"]
 
 
 def test_parameters_the_issue_lists() -> None:
@@ -372,18 +444,27 @@ def test_parameters_the_issue_lists() -> None:
         "CreateBucket",
         "AudioPrefix",
         "TranscriptPrefix",
-        "ServerUrl",
         "ModelId",
         "Language",
         "InstanceTypes",
-        "SubnetIds",
         "LaunchSchedule",
         "RouterReservedConcurrency",
         "MaxBatchInstances",
         "OnDemandFallback",
         "ApiKeyParameterName",
-        "ServerIngressCidr",
+        "VpcCidr",
+        "WebhookUrl",
+        "WebhookSecretParameterName",
+        "AlarmEmail",
+        "QueueAgeAlarmSeconds",
+        "MonthlyBudgetUsd",
+        "LogRetentionDays",
     } <= set(parameters)
+    # Gone with issue 14: the server is reached at the stack's own private address, and its
+    # port admits the router's security group only, so there is no URL or CIDR to get wrong.
+    assert not {"ServerUrl", "ServerIngressCidr", "RouterVpcAccess", "VpcId", "SubnetIds"} & set(
+        parameters
+    )
 
 
 def test_created_bucket_sends_events_to_eventbridge() -> None:
@@ -411,4 +492,10 @@ def test_outputs_name_what_operators_and_settings_need(cfn: Template) -> None:
         "WorkerLogGroupName",
         "WorkerImageUri",
         "ServerSecurityGroupId",
+        "ServerNetworkInterfaceId",
+        "ServerUrl",
+        "ServerInstanceProfileName",
+        "ServerLogGroupName",
+        "ServerInstanceTag",
+        "AlarmTopicArn",
     } <= set(cfn["Outputs"])

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from samtranslator.yaml_helper import yaml_parse  # type: ignore[import-untyped]
 
+from batch_worker.settings import WorkerSettings
 from tests.infra.sam import ROOT, source
-from transcript_contracts.settings import WorkerSettings
 
 SAMPLE = {
     "BucketName": "my-bucket",

@@ -22,11 +22,11 @@ from pytest_httpserver import HTTPServer
 from notifications import EventPublisher, Notifier, WebhookSecretSource, WebhookSender
 from notifications.webhooks import UrlChecker
 from tests.notifications.support import SECRET, EventObserver, Receiver, loopback_policy
+from tests.support.settings import clear_settings_env
 from tests.transcript_store.factories import BUCKET, chunk_transcript, manifest
 from transcript_contracts.formats import MEDIA_TYPES
 from transcript_contracts.keys import KeyLayout
 from transcript_contracts.models import Manifest
-from transcript_contracts.settings import ALL_SETTINGS
 from transcript_store import StitchOutcome, TranscriptStore
 
 REGION: Final = "eu-north-1"
@@ -38,9 +38,7 @@ SESSION = boto3.session.Session(botocore_session=botocore.session.get_session())
 
 @pytest.fixture(autouse=True)
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    for cls in ALL_SETTINGS:
-        for name in cls.model_fields:
-            monkeypatch.delenv(name.upper(), raising=False)
+    clear_settings_env(monkeypatch)
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",

@@ -91,3 +91,19 @@ def test_malformed_headers_are_rejected(timestamp: str, signature: str, message:
 def test_signature_errors_are_value_errors_for_receivers() -> None:
     assert issubclass(SignatureError, ValueError)
     assert issubclass(StaleTimestampError, SignatureError)
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "١٧٩٥٠٠٠٠٠٠",  # Arabic-Indic digits: str.isdigit() and int() accept them
+        "\uff11\uff17\uff19\uff15\uff10\uff10\uff10\uff10\uff100",  # full-width digits
+        "²",  # superscript two: isdigit() but not int()
+        " 1795000000\u00a0x",
+        "1_795_000_000",  # int() accepts the underscores
+    ],
+)
+def test_non_ascii_or_odd_digit_timestamps_raise_the_documented_error(timestamp: str) -> None:
+    _, signature = headers()
+    with pytest.raises(SignatureError, match="Unix seconds"):
+        verify_signature(SECRET, timestamp, BODY, signature, now=lambda: NOW)

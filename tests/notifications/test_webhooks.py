@@ -6,6 +6,7 @@ never raised."""
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -15,6 +16,7 @@ from pytest_httpserver import HTTPServer
 from notifications import (
     SESSION_TRANSCRIBED,
     DeliveryFailureRecord,
+    WebhookDeliveryError,
     WebhookRefusedError,
     WebhookRejectedError,
     WebhookSender,
@@ -22,6 +24,7 @@ from notifications import (
 from notifications.webhooks import describe_destination
 from tests.notifications.conftest import SECRET_PARAMETER, SENDER_NOW, Aws, NotifierFactory
 from tests.notifications.support import SECRET, Receiver, loopback_policy
+from tests.support.slow_http import TrickleServer
 from tests.transcript_store.factories import BUCKET
 from transcript_contracts.url_safety import CheckedUrl, UnsafeUrlError, check_url
 
@@ -249,3 +252,72 @@ def test_body_is_exactly_the_signed_detail(
     (request,) = receiver.requests
     assert json.loads(request["body"])["transcript_keys"]["json"] == "transcripts/w12/session.json"
     assert request["signature"].startswith("v1=") and request["timestamp"] == str(int(SENDER_NOW))
+
+
+def test_a_receiver_trickling_its_headers_meets_the_attempt_deadline(sleeps: list[float]) -> None:
+    # One header line every 0.2 s for 6 s: no single read waits 1 s, only a deadline ends it.
+    sender = WebhookSender(
+        timeout_s=1.0, max_attempts=2, backoff_s=0.1, check=loopback_policy, sleep=sleeps.append
+    )
+    with TrickleServer(interval_s=0.2, duration_s=6.0) as slow:
+        started = time.monotonic()
+        with pytest.raises(WebhookDeliveryError, match="Timeout") as info:
+            sender.deliver(
+                f"http://localhost:{slow.port}/hook",
+                secret=SECRET,
+                detail_type=SESSION_TRANSCRIBED,
+                event_id="e-slow",
+                body=b"{}",
+            )
+        elapsed = time.monotonic() - started
+    assert elapsed < 3.5, f"two 1 s attempts took {elapsed:.1f} s"
+    assert (info.value.attempts, len(slow.requests), sleeps) == (2, 2, [0.1])
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://\uff11\uff12\uff17.0.0.1/hook",  # full-width digits: str.isalnum() passed them
+        "https://\uff45xample.com/hook",
+        "https://[::a9fe:a9fe]/hook",  # IPv4-compatible 169.254.169.254
+        "https://[64:ff9b:1::a9fe:a9fe]/hook",
+    ],
+)
+def test_hostile_callback_urls_are_recorded_never_raised(
+    aws: Aws, make_notifier: NotifierFactory, url: str
+) -> None:
+    sent: list[httpx.Request] = []
+
+    def policy(candidate: str) -> CheckedUrl:
+        return check_url(candidate, lambda host, port: ["93.184.215.14"])
+
+    def no_network(request: httpx.Request) -> httpx.Response:
+        sent.append(request)  # a URL the policy let through: recorded, never connected to
+        return httpx.Response(204)
+
+    notifier = make_notifier(check=policy)
+    notifier._webhooks = WebhookSender(  # the same policy, a client that never connects
+        timeout_s=1.0,
+        max_attempts=1,
+        backoff_s=0.0,
+        client=httpx.Client(transport=httpx.MockTransport(no_network)),
+        check=policy,
+    )
+    notifier.session_stitched(aws.stitched_session("w13", callback_url=url))  # never raises
+    assert sent == []
+    (record,) = records(aws, "w13")
+    assert (record.target, record.attempts) == ("callback", 0)
+    assert "callback URL refused" in record.error and "(rule " in record.error
+
+
+def test_a_broken_url_policy_is_recorded_not_raised_into_the_caller(
+    aws: Aws, make_notifier: NotifierFactory
+) -> None:
+    def broken(candidate: str) -> CheckedUrl:
+        raise LookupError("a bug in a URL policy")
+
+    outcome = aws.stitched_session("w14", callback_url="https://hooks.example.com/t")
+    make_notifier(check=broken).session_stitched(outcome)  # never raises
+    (record,) = records(aws, "w14")
+    assert record.target == "callback" and "LookupError" in record.error
+    assert [e["detail-type"] for e in aws.observer.events()] == [SESSION_TRANSCRIBED]

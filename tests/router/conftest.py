@@ -26,10 +26,12 @@ from mypy_boto3_ssm import SSMClient
 
 from router import handler
 from router.app import RouterApp, build_app, use_fast_timestamps
+from router.settings import RouterSettings
+from tests.support.settings import clear_settings_env
 from tests.transcript_store.factories import BUCKET, chunk_transcript
 from tests.transcript_store.moto_atomic import atomic_conditional_writes
 from transcript_contracts.keys import KeyLayout, parse_s3_uri
-from transcript_contracts.settings import ALL_SETTINGS, RouterSettings, load_settings
+from transcript_contracts.settings import load_settings
 from transcript_store import TranscriptStore
 
 REGION: Final = "eu-north-1"
@@ -56,9 +58,7 @@ HEALTHY = {
 @pytest.fixture(autouse=True)
 def router_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     """Fake AWS credentials, no settings from the caller's shell, no .env, no tracing."""
-    for cls in ALL_SETTINGS:
-        for name in cls.model_fields:
-            monkeypatch.delenv(name.upper(), raising=False)
+    clear_settings_env(monkeypatch)
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",

@@ -3,6 +3,7 @@ moto for AWS and respx for the transcription server. No real sleeps, no network.
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
 import logging
@@ -19,6 +20,7 @@ from router.errors import QueueSendError, ServerRejectedError
 from tests.events.factories import load_event, manual_redrive, object_created
 from tests.router.conftest import (
     API_KEY,
+    API_KEY_PARAMETER,
     SERVER,
     AppFactory,
     Aws,
@@ -27,6 +29,7 @@ from tests.router.conftest import (
     invoke,
     invoke_concurrently,
 )
+from tests.support.log_safety import check_no_secret_in_debug_logs, store_secret
 from tests.transcript_store.factories import BUCKET, chunk_transcript, manifest
 from transcript_contracts.formats import render
 from transcript_contracts.models import QueueMessage
@@ -680,6 +683,33 @@ def test_api_key_never_appears_in_logs_or_results(
     assert API_KEY not in json.dumps(results) + str(info.value) + repr(app.deps.api_key)
 
 
+def test_log_level_debug_never_prints_a_secret_read_from_ssm(
+    aws: Aws,
+    app: RouterApp,
+    server: FakeServer,
+    clock: Clock,
+    caplog: pytest.LogCaptureFixture,
+    router_logs: io.StringIO,
+) -> None:
+    # The handler's import is the router's one logging setup: run it again on a botocore
+    # logger left at NOTSET, as a fresh Lambda container has it, then route at DEBUG.
+    logging.getLogger("botocore").setLevel(logging.NOTSET)
+    importlib.reload(handler)
+    handler.set_app(app)
+    handler.logger.setLevel("DEBUG")
+    caplog.set_level(logging.DEBUG)
+    try:
+        assert invoke(chunk_event(aws, "audio/s8/chunk-5.mp3"), clock)["status"] == "forwarded"
+
+        def logs() -> str:
+            return router_logs.getvalue() + caplog.text
+
+        assert API_KEY not in logs()  # the server key, read from SSM for the forward
+        check_no_secret_in_debug_logs(store_secret(), logs)
+    finally:
+        handler.logger.setLevel("INFO")
+
+
 def test_api_key_read_from_ssm_once_per_container(
     aws: Aws, app: RouterApp, server: FakeServer, clock: Clock
 ) -> None:
@@ -747,6 +777,29 @@ def test_settings_are_loaded_from_the_environment_once(
         assert handler.get_app() is handler.get_app()
     finally:
         handler.set_app(None)
+
+
+def test_empty_api_key_from_step_000_means_the_key_is_read_from_ssm(
+    aws: Aws, server: FakeServer, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # scripts/step-000 writes `API_KEY=` (empty) next to API_KEY_PARAMETER: an empty key must
+    # not be sent, the one in SSM must.
+    for name, value in {
+        "BUCKET_NAME": BUCKET,
+        "QUEUE_URL": aws.queue_url,
+        "SERVER_URL": SERVER,
+        "API_KEY": "",
+        "API_KEY_PARAMETER": API_KEY_PARAMETER,
+        "IDEMPOTENCY_TABLE": "router-idempotency-test",
+    }.items():
+        monkeypatch.setenv(name, value)
+    handler.set_app(None)
+    try:
+        assert invoke(chunk_event(aws), clock)["status"] == "forwarded"
+    finally:
+        handler.set_app(None)
+    request = server.transcribe.calls.last.request
+    assert request.headers["authorization"] == f"Bearer {API_KEY}"
 
 
 def test_missing_settings_fail_fast_naming_them(clock: Clock) -> None:

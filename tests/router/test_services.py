@@ -13,8 +13,8 @@ from mypy_boto3_ec2 import EC2Client
 from mypy_boto3_ssm import SSMClient
 from pydantic import SecretStr
 
-from router.errors import QueueSendError, SecretError, ServerLookupError
-from router.services import ApiKeySource, ServerLocator, WorkQueue
+from router.errors import ApiKeyError, QueueSendError, ServerLookupError
+from router.services import ServerKeySource, ServerLocator, WorkQueueSender
 from tests.router.conftest import REGION, SESSION
 from transcript_contracts.models import QueueMessage
 
@@ -114,7 +114,7 @@ def test_local_key_is_used_without_ssm() -> None:
     def no_ssm() -> SSMClient:
         raise AssertionError("SSM must not be called")
 
-    source = ApiKeySource(key=SecretStr("local-key"), parameter="/p", ssm=no_ssm)
+    source = ServerKeySource(key=SecretStr("local-key"), parameter="/p", ssm=no_ssm)
     assert source.get() == "local-key"
     assert "local-key" not in repr(source)
 
@@ -127,21 +127,21 @@ def test_ssm_key_is_fetched_once(ssm: SSMClient) -> None:
         made.append(1)
         return ssm
 
-    source = ApiKeySource(key=None, parameter="/k", ssm=factory)
+    source = ServerKeySource(key=None, parameter="/k", ssm=factory)
     assert [source.get() for _ in range(3)] == ["the-value"] * 3
     assert made == [1]
     assert "the-value" not in repr(source)
 
 
-def test_missing_parameter_is_a_secret_error(ssm: SSMClient) -> None:
-    source = ApiKeySource(key=None, parameter="/missing", ssm=lambda: ssm)
-    with pytest.raises(SecretError, match="'/missing'"):
+def test_missing_parameter_is_an_api_key_error(ssm: SSMClient) -> None:
+    source = ServerKeySource(key=None, parameter="/missing", ssm=lambda: ssm)
+    with pytest.raises(ApiKeyError, match="'/missing'"):
         source.get()
 
 
 def test_no_key_source_at_all() -> None:
-    source = ApiKeySource(key=None, parameter=None, ssm=lambda: boto3.client("ssm"))
-    with pytest.raises(SecretError, match="neither API_KEY nor API_KEY_PARAMETER"):
+    source = ServerKeySource(key=None, parameter=None, ssm=lambda: boto3.client("ssm"))
+    with pytest.raises(ApiKeyError, match="neither API_KEY nor API_KEY_PARAMETER"):
         source.get()
 
 
@@ -158,7 +158,7 @@ def test_queue_send_failure_is_typed() -> None:
     )
     with Stubber(client) as stub:
         stub.add_client_error("send_message", "AWS.SimpleQueueService.NonExistentQueue", "x")
-        queue = WorkQueue(sqs=client, queue_url="https://sqs.eu-north-1.amazonaws.com/1/q")
+        queue = WorkQueueSender(sqs=client, queue_url="https://sqs.eu-north-1.amazonaws.com/1/q")
         with pytest.raises(QueueSendError, match=re.escape("s3://bkt/audio/s/chunk-0.mp3")):
             queue.send(message)
         expected: dict[str, Any] = {

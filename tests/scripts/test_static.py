@@ -17,6 +17,7 @@ STEPS = [
     "step-011-validate-iam-permissions.sh",
     "step-020-create-sqs-resources.sh",
     "step-021-validate-sqs-resources.sh",
+    "step-305-publish-model.sh",
     "step-301-fast-api-setup-ecr-repository.sh",
     "step-302-fast-api-validate-ecr-configuration.sh",
     "step-312-fast-api-build-image.sh",

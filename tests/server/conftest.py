@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 
 from server.app import create_app
 from server.runtime import Runtime
+from server.settings import ServerSettings
 from tests.support.speech import ENGLISH_TEXT, encode, espeak_available, synthesize
-from transcript_contracts.settings import ServerSettings
 from whisper_engine.results import Segment, TranscriptionResult
 
 API_KEY = "test-key-0123456789"
@@ -40,7 +40,7 @@ def make_settings(**overrides: Any) -> ServerSettings:
 
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
-    from whisper_engine.prepare import prepare_default_model
+    from whisper_convert.prepare import prepare_default_model
 
     return Path(prepare_default_model())
 
@@ -48,7 +48,7 @@ def model_dir() -> Path:
 @pytest.fixture(scope="session")
 def english_wav(tmp_path_factory: pytest.TempPathFactory) -> bytes:
     if not espeak_available():
-        pytest.fail("espeak-ng is required (scripts/dev-setup.sh installs it)")
+        pytest.fail("espeak-ng is required (scripts/ci-tools.sh installs it)")
     path = tmp_path_factory.mktemp("speech") / "english.wav"
     encode(synthesize(ENGLISH_TEXT, "en"), path)
     return path.read_bytes()

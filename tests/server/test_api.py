@@ -176,6 +176,7 @@ def test_auth_on_everything_but_health(live: Live, english_wav: bytes) -> None:
             response = client.request(method, path, headers=headers)
             assert response.status_code == 401, (path, headers, response.text)
             assert response.json()["error"]["code"] == "unauthorized"
+            assert response.headers["WWW-Authenticate"] == "Bearer"
     assert client.get("/metrics", headers=AUTH).status_code == 200
 
 
@@ -272,4 +273,4 @@ def test_validation_errors_are_json(live: Live) -> None:
     response = client.post("/transcribe-url", headers=AUTH, json={"nope": 1})
     assert response.status_code == 422
     assert json.loads(response.text)["error"]["code"] == "invalid_request"
-    assert client.get("/nowhere").json()["error"]["code"] == "not_found"
+    assert client.get("/nowhere", headers=AUTH).json()["error"]["code"] == "not_found"

@@ -6,7 +6,12 @@ import httpx
 import pytest
 
 from server.auth import BearerAuth
-from server.errors import ForbiddenInputError, PayloadTooLargeError, UnauthorizedError
+from server.errors import (
+    ForbiddenInputError,
+    PayloadTooLargeError,
+    ServerKeyError,
+    UnauthorizedError,
+)
 from server.url_fetch import check_public_address, check_url, fetch_url
 
 PUBLIC = "93.184.215.14"
@@ -108,12 +113,12 @@ def test_fetch_refuses_redirects_and_caps_size() -> None:
 
 
 def test_bearer_auth() -> None:
-    from pydantic import SecretStr
-
-    auth = BearerAuth(SecretStr("k3y"))
+    auth = BearerAuth("k3y")
     auth.check("Bearer k3y")
+    auth.check("bearer k3y")
     for bad in (None, "", "k3y", "Basic k3y", "Bearer", "Bearer wrong", "Bearer k3y2"):
-        with pytest.raises(UnauthorizedError):
+        with pytest.raises(UnauthorizedError) as info:
             auth.check(bad)
-    with pytest.raises(ValueError, match="empty"):
-        BearerAuth(SecretStr(""))
+        assert info.value.headers == {"WWW-Authenticate": "Bearer"}
+    with pytest.raises(ServerKeyError, match="empty"):
+        BearerAuth("")

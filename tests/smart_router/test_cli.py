@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from smart_router.cli import main
+from tests.support.log_safety import check_no_secret_in_debug_logs, ssm_holding_the_secret
 from tests.transcript_contracts.conftest import make_chunk
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,3 +70,12 @@ def test_settings_command_names_missing_values(
     assert main(["settings", "worker"]) == 2
     err = capsys.readouterr().err
     assert "BUCKET_NAME is required" in err and "QUEUE_URL is required" in err
+
+
+def test_verbose_never_logs_a_secret_read_from_ssm(caplog: pytest.LogCaptureFixture) -> None:
+    # `smart-router -v serve` read the server key from SSM with botocore printing the response
+    # body at DEBUG. The CLI's logging setup now holds botocore at INFO, whatever -v says.
+    with ssm_holding_the_secret() as ssm:
+        assert main(["-v", "settings", "status"]) == 0
+        caplog.set_level(logging.DEBUG)  # pytest's handlers make basicConfig a no-op here
+        check_no_secret_in_debug_logs(ssm, lambda: caplog.text)

@@ -19,10 +19,10 @@ from mypy_boto3_sqs import SQSClient
 from notifications import EventPublisher, Notifier
 from smart_router.cli import main
 from tests.support.queues import create_work_queues
+from tests.support.settings import clear_settings_env
 from tests.transcript_store.factories import BUCKET, chunk_transcript, manifest
 from transcript_contracts.keys import KeyLayout
 from transcript_contracts.models import QueueMessage
-from transcript_contracts.settings import ALL_SETTINGS
 from transcript_store import TranscriptStore
 
 REGION: Final = "eu-north-1"
@@ -65,9 +65,7 @@ class Rig:
 
 @pytest.fixture
 def rig(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> Iterator[Rig]:
-    for cls in ALL_SETTINGS:
-        for name in cls.model_fields:
-            monkeypatch.delenv(name.upper(), raising=False)
+    clear_settings_env(monkeypatch)
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",

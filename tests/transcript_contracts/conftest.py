@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from transcript_contracts.models import ChunkTranscript, Segment, SourceObject
+from transcript_contracts.models import ChunkTranscript, SourceObject, TranscriptSegment
 
 BASE_TIME = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 
@@ -16,7 +16,7 @@ def make_chunk(
     language: str = "sv",
     model: str = "whisper-base",
 ) -> ChunkTranscript:
-    segs = [Segment(start=a, end=b, text=t) for a, b, t in (segments or [])]
+    segs = [TranscriptSegment(start=a, end=b, text=t) for a, b, t in (segments or [])]
     return ChunkTranscript(
         session_id=session_id,
         chunk_index=index,

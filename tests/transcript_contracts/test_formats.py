@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from tests.transcript_contracts.conftest import make_chunk
 from transcript_contracts.formats import format_timestamp, render, to_srt, to_vtt
-from transcript_contracts.models import Manifest, Segment, SessionTranscript
+from transcript_contracts.models import Manifest, SessionTranscript, TranscriptSegment
 from transcript_contracts.stitcher import stitch
 
 
@@ -93,7 +93,7 @@ def test_chunk_transcripts_render_too() -> None:
     )
 )
 def test_cue_structure_survives_any_text(raw: list[tuple[float, float, str]]) -> None:
-    segments = [Segment(start=a, end=a + d, text=t) for a, d, t in raw]
+    segments = [TranscriptSegment(start=a, end=a + d, text=t) for a, d, t in raw]
     srt = to_srt(segments)
     cues = [b for b in srt.split("\n\n") if b]
     assert len(cues) == sum(1 for s in segments if s.text.split())

@@ -12,7 +12,7 @@ from transcript_contracts.models import (
     ChunkTranscript,
     Manifest,
     QueueMessage,
-    Segment,
+    TranscriptSegment,
 )
 
 NOW = datetime(2026, 11, 21, tzinfo=UTC)
@@ -99,7 +99,7 @@ def test_chunk_transcript_rejects_bad_values(change: dict[str, object], message:
 
 def test_segment_must_not_end_before_it_starts() -> None:
     with pytest.raises(ValidationError, match="before it starts"):
-        Segment(start=2.0, end=1.0, text="x")
+        TranscriptSegment(start=2.0, end=1.0, text="x")
 
 
 def test_etag_quotes_are_stripped_so_events_and_heads_agree() -> None:

@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 
+from batch_worker.settings import WorkerSettings
+from launcher.settings import LauncherSettings
+from router.settings import RouterSettings
+from smart_router.contract_commands import DEPLOYABLE_SETTINGS, settings_class
+from smart_router.settings import StatusSettings
+from tests.support.settings import all_setting_names, all_settings_classes, clear_settings_env
 from transcript_contracts.errors import SettingsError
-from transcript_contracts.settings import (
-    ALL_SETTINGS,
-    RouterSettings,
-    ServerSettings,
-    WorkerSettings,
-    load_settings,
-)
+from transcript_contracts.settings import SettingsBase, load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_EXAMPLE = ROOT / ".env.example"
@@ -21,9 +21,7 @@ ENV_EXAMPLE = ROOT / ".env.example"
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No variable of ours from the caller's shell, and no .env in the working directory."""
-    for cls in ALL_SETTINGS:
-        for name in cls.model_fields:
-            monkeypatch.delenv(name.upper(), raising=False)
+    clear_settings_env(monkeypatch)
     monkeypatch.chdir(tmp_path)
 
 
@@ -31,13 +29,31 @@ def example_names() -> set[str]:
     return set(re.findall(r"^([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), re.M))
 
 
+def _leaves(cls: type[SettingsBase]) -> set[type[SettingsBase]]:
+    subclasses = cls.__subclasses__()
+    if not subclasses:
+        return {cls}
+    return {leaf for sub in subclasses for leaf in _leaves(sub)}
+
+
+def test_every_deployable_settings_class_is_registered() -> None:
+    # Importing each deployable's settings module brings its class in; a class nobody derives
+    # from is a deployable's (the mixins all have subclasses), and must be in the registry the
+    # `settings` command and the .env.example check use.
+    for path in sorted(ROOT.glob("*/settings.py")):
+        __import__(f"{path.parent.name}.settings")
+    registered = {cls.__name__ for cls in all_settings_classes()}
+    leaves = {c.__name__ for c in _leaves(SettingsBase) if not c.__module__.startswith("tests")}
+    assert leaves <= registered
+    assert set(DEPLOYABLE_SETTINGS) == {"router", "server", "worker", "launcher", "status"}
+
+
 def test_env_example_lists_every_setting_and_nothing_else() -> None:
-    fields = {name.upper() for cls in ALL_SETTINGS for name in cls.model_fields}
-    assert example_names() == fields
+    assert example_names() == all_setting_names()
 
 
 def test_every_setting_is_documented() -> None:
-    for cls in ALL_SETTINGS:
+    for cls in all_settings_classes():
         for name, field in cls.model_fields.items():
             assert field.description, f"{cls.__name__}.{name} has no description"
 
@@ -51,16 +67,17 @@ def test_design_names_are_present() -> None:
     assert required <= example_names()
 
 
-def test_env_example_loads_for_every_deployable(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_example_loads_for_every_deployable() -> None:
     (Path.cwd() / ".env").write_text(ENV_EXAMPLE.read_text())
     router = load_settings(RouterSettings)
     assert router.bucket_name == "my-transcription-bucket"
     assert router.layout.audio_prefix == "audio/"
-    assert load_settings(ServerSettings).allowed_buckets == ["my-transcription-bucket"]
+    server = load_settings(settings_class("server"))
+    assert server.model_dump()["allowed_buckets"] == ["my-transcription-bucket"]
     assert load_settings(WorkerSettings).language == "sv"
 
 
-def test_missing_required_values_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_required_values_are_named() -> None:
     with pytest.raises(SettingsError) as info:
         load_settings(RouterSettings)
     message = str(info.value)
@@ -98,16 +115,16 @@ def test_router_needs_a_server_and_a_key_unless_forced(monkeypatch: pytest.Monke
 
 def test_secrets_never_show(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("API_KEY", "super-secret-value")
-    settings = load_settings(ServerSettings)
-    assert settings.api_key is not None
-    assert settings.api_key.get_secret_value() == "super-secret-value"
+    settings = load_settings(settings_class("server"))
+    api_key = settings.model_dump()["api_key"]
+    assert api_key.get_secret_value() == "super-secret-value"
     for shown in (repr(settings), str(settings), settings.model_dump_json()):
         assert "super-secret-value" not in shown
 
 
 def test_server_never_runs_open() -> None:
     with pytest.raises(SettingsError, match="never runs open"):
-        load_settings(ServerSettings)
+        load_settings(settings_class("server"))
 
 
 def test_nested_prefixes_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -116,3 +133,78 @@ def test_nested_prefixes_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRANSCRIPT_PREFIX", "audio/out/")
     with pytest.raises(SettingsError, match="nest"):
         load_settings(WorkerSettings)
+
+
+# -- an empty value means unset (issue 18 item 10) -------------------------------------------
+
+# What scripts/step-000-setup-configuration.sh writes for AWS: the key lives in SSM.
+STEP_000_ENV = "API_KEY=\nAPI_KEY_PARAMETER=/transcription/api-key\n"
+
+
+def test_empty_api_key_in_dotenv_lets_the_router_read_ssm(monkeypatch: pytest.MonkeyPatch) -> None:
+    (Path.cwd() / ".env").write_text(
+        STEP_000_ENV + "BUCKET_NAME=bucket\nQUEUE_URL=q\nIDEMPOTENCY_TABLE=t\nSERVER_URL=\n"
+        "SERVER_INSTANCE_TAG=transcription-server\n"
+    )
+    router = load_settings(RouterSettings)
+    assert router.api_key is None
+    assert router.api_key_parameter == "/transcription/api-key"
+    assert router.server_url is None
+    # An empty variable in the environment is unset as well, and does not hide .env's value.
+    monkeypatch.setenv("API_KEY_PARAMETER", "")
+    assert load_settings(RouterSettings).api_key_parameter == "/transcription/api-key"
+
+
+def test_empty_api_key_alone_is_reported_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "BUCKET_NAME": "bucket",
+        "QUEUE_URL": "q",
+        "IDEMPOTENCY_TABLE": "t",
+        "SERVER_URL": "http://10.0.0.1:8000",
+        "API_KEY": "",
+        "API_KEY_PARAMETER": "",
+    }.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError, match="API_KEY or API_KEY_PARAMETER"):
+        load_settings(RouterSettings)
+
+
+def test_empty_api_key_lets_the_server_start_from_ssm(monkeypatch: pytest.MonkeyPatch) -> None:
+    server_settings = settings_class("server")
+    (Path.cwd() / ".env").write_text(STEP_000_ENV)
+    loaded = load_settings(server_settings).model_dump()
+    assert (loaded["api_key"], loaded["api_key_parameter"]) == (None, "/transcription/api-key")
+    (Path.cwd() / ".env").write_text("API_KEY=\n")
+    with pytest.raises(SettingsError, match="never runs open"):
+        load_settings(server_settings)
+
+
+def test_empty_worker_values_take_their_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "BUCKET_NAME": "bucket",
+        "QUEUE_URL": "q",
+        "LANGUAGE": "",
+        "MODEL_ID": "",
+        "WORKER_BATCH_SIZE": "",
+        "WEBHOOK_URL": "https://hooks.example/t",
+        "WEBHOOK_SECRET": "",
+        "WEBHOOK_SECRET_PARAMETER": "/transcription/webhook-secret",
+    }.items():
+        monkeypatch.setenv(name, value)
+    worker = load_settings(WorkerSettings)
+    assert (worker.language, worker.model_id, worker.worker_batch_size) == ("sv", None, 10)
+    assert worker.webhook_secret is None
+    assert worker.webhook_secret_parameter == "/transcription/webhook-secret"
+    monkeypatch.setenv("BUCKET_NAME", "")
+    with pytest.raises(SettingsError, match="BUCKET_NAME is required but not set"):
+        load_settings(WorkerSettings)
+
+
+def test_empty_values_passed_in_code_are_unset_too() -> None:
+    status = load_settings(StatusSettings, bucket_name="", queue_url="", dlq_url="")
+    assert (status.bucket_name, status.queue_url, status.dlq_url) == (None, None, None)
+    launcher = load_settings(
+        LauncherSettings, queue_url="q", launch_template_id="lt-0123456789abcdef0",
+        launch_instance_types="", launch_subnet_ids="",
+    )  # fmt: skip
+    assert (launcher.launch_instance_types, launcher.launch_subnet_ids) == (["g4dn.xlarge"], [])

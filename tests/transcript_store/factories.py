@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from transcript_contracts.models import ChunkTranscript, Manifest, Segment, SourceObject
+from transcript_contracts.models import ChunkTranscript, Manifest, SourceObject, TranscriptSegment
 
 BASE_TIME = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 BUCKET = "transcripts-test-bucket"
@@ -28,7 +28,7 @@ def chunk_transcript(
         model="whisper-test",
         duration_s=duration,
         text=words,
-        segments=[Segment(start=0.5, end=min(duration, 4.0), text=words)],
+        segments=[TranscriptSegment(start=0.5, end=min(duration, 4.0), text=words)],
         processing_s=0.25,
         created_at=BASE_TIME + timedelta(seconds=index),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from whisper_engine.decoding import _loop_in
 from whisper_engine.safeguards import compression_ratio, find_repetition_loop
-from whisper_engine.transcriber import _split_segments
+from whisper_engine.segments import split_timestamp_pieces as _split_segments
 
 TS = 50364  # first timestamp token of multilingual Whisper
 

@@ -4,11 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from smart_router.local.sessions import (
-    SessionInputError,
-    sample_sessions,
-    session_from_files,
-)
+from smart_router.errors import SessionInputError
+from smart_router.local.sessions import sample_sessions, session_from_files
 from transcript_contracts.keys import KeyLayout
 
 

@@ -1,0 +1,34 @@
+"""POST /v1/audio/transcriptions: OpenAI-compatible (json, text, srt, vtt, verbose_json)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Response, UploadFile
+from fastapi.responses import JSONResponse
+
+from server import responses
+from server.dependencies import LANGUAGE_PATTERN, Authorized, RuntimeDep, read_upload
+from server.schemas import ResponseFormat
+from server.transcription import transcribe
+
+router = APIRouter(dependencies=[Authorized])
+
+
+@router.post("/v1/audio/transcriptions", summary="OpenAI-compatible transcription")
+async def openai_transcriptions(
+    rt: RuntimeDep,
+    file: Annotated[UploadFile, File()],
+    model: Annotated[str, Form()] = "whisper-1",
+    language: Annotated[str | None, Form(pattern=LANGUAGE_PATTERN)] = None,
+    prompt: Annotated[str | None, Form()] = None,
+    response_format: Annotated[ResponseFormat, Form()] = "json",
+    temperature: Annotated[float, Form(ge=0, le=1)] = 0.0,
+) -> Response:
+    # model, prompt and temperature are accepted for compatibility; the server's own model
+    # and greedy decoding are what run.
+    data = await read_upload(file)
+    result, _ = await transcribe(rt, data, language)
+    if response_format == "json":
+        return JSONResponse({"text": result.text})
+    return responses.formatted(rt, result, 0.0, response_format)

@@ -1,0 +1,280 @@
+"""Whisper's text decoder, run one step at a time over pre-allocated key/value buffers.
+
+transformers' decoder forward grows a dynamic cache by concatenation and pays several hundred
+microseconds of Python per layer per step (cache objects, mask building, output capture); the
+profile in whisper_engine/NOTES.md put that on a par with the arithmetic for Whisper base on a
+CPU. Here the decoder's weights are rearranged once at load time (query/key/value projections
+fused into one matrix, encoder key/value projections fused into another, optionally int8) and a
+step is a fixed sequence of tensor calls:
+
+- self-attention keys/values are written into buffers allocated for the longest decode, so no
+  step allocates or copies a growing cache;
+- the encoder's keys/values are projected once per batch;
+- the cross-attention scores of the alignment heads are returned when asked for, so that word
+  timing (alignment.py) needs no second decoder pass.
+
+The arithmetic follows transformers' Whisper decoder exactly (pre-norm layers, the query scaled
+after its projection, GELU), so float32 output matches it and CTranslate2's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+Projection = Callable[["torch.Tensor"], "torch.Tensor"]
+
+
+@dataclass(frozen=True)
+class _Norm:
+    weight: torch.Tensor
+    bias: torch.Tensor
+    eps: float
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        import torch.nn.functional as F  # noqa: N812 - torch's own convention
+
+        return F.layer_norm(x, (x.shape[-1],), self.weight, self.bias, self.eps)
+
+
+@dataclass(frozen=True)
+class _Layer:
+    self_norm: _Norm
+    self_qkv: Projection
+    self_out: Projection
+    cross_norm: _Norm
+    cross_q: Projection
+    cross_kv: Projection
+    cross_out: Projection
+    ffn_norm: _Norm
+    fc1: Projection
+    fc2: Projection
+    activation: Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class DecoderWeights:
+    """The decoder's parameters, arranged for step-by-step decoding on one device and dtype."""
+
+    layers: tuple[_Layer, ...]
+    embed_tokens: torch.Tensor
+    embed_positions: torch.Tensor
+    embed_scale: float
+    final_norm: _Norm
+    proj_out: Projection
+    heads: int
+    head_dim: int
+    dtype: torch.dtype
+    # layer -> heads whose cross-attention follows the audio (OpenAI's alignment heads)
+    alignment_heads: dict[int, list[int]]
+    modules: Any  # the nn.Modules behind the projections, kept alive (and movable) here
+
+    @property
+    def max_positions(self) -> int:
+        return int(self.embed_positions.shape[0])
+
+    @property
+    def alignment_head_count(self) -> int:
+        return sum(len(h) for h in self.alignment_heads.values())
+
+
+def build_decoder_weights(
+    model: Any,
+    *,
+    dtype: torch.dtype,
+    quantize: bool,
+    alignment_heads: Sequence[tuple[int, int]],
+) -> DecoderWeights:
+    """Rearrange a transformers WhisperForConditionalGeneration's decoder (already on its device).
+
+    With ``quantize`` every projection, the output projection included, holds int8 weights
+    (dynamic int8 activations, CPU only); activations stay float32 then.
+    """
+    import torch
+    from torch import nn
+    from torch.nn.utils import skip_init
+
+    from whisper_engine.int8 import Int8Linear
+
+    decoder = model.model.decoder
+    device = decoder.embed_tokens.weight.device
+    float_dtype = torch.float32 if quantize else dtype
+
+    def linear(*parts: nn.Linear) -> nn.Module:
+        """One projection computing ``parts`` side by side (their outputs concatenated)."""
+        if len(parts) == 1:  # no copy
+            weight = parts[0].weight.detach()
+            bias = None if parts[0].bias is None else parts[0].bias.detach()
+        else:
+            weight = torch.cat([p.weight.detach() for p in parts], dim=0)
+            biases = [
+                p.bias.detach()
+                if p.bias is not None
+                else torch.zeros(p.out_features, device=device, dtype=p.weight.dtype)
+                for p in parts
+            ]
+            bias = torch.cat(biases) if any(p.bias is not None for p in parts) else None
+        if quantize:
+            return Int8Linear.from_weight(weight, bias)
+        # skip_init: no random initialisation of weights that are replaced right away.
+        fused = skip_init(
+            nn.Linear,
+            weight.shape[1],
+            weight.shape[0],
+            bias=bias is not None,
+            device=device,
+            dtype=float_dtype,
+        )
+        fused.weight = nn.Parameter(weight.to(float_dtype), requires_grad=False)
+        if bias is not None:
+            fused.bias = nn.Parameter(bias.to(float_dtype), requires_grad=False)
+        return fused
+
+    def norm(source: nn.LayerNorm) -> _Norm:
+        return _Norm(
+            source.weight.detach().to(float_dtype),
+            source.bias.detach().to(float_dtype),
+            float(source.eps),
+        )
+
+    modules = nn.ModuleDict()
+    for index, layer in enumerate(decoder.layers):
+        sa, ca = layer.self_attn, layer.encoder_attn
+        modules[f"{index}"] = nn.ModuleDict(
+            {
+                "self_qkv": linear(sa.q_proj, sa.k_proj, sa.v_proj),
+                "self_out": linear(sa.out_proj),
+                "cross_q": linear(ca.q_proj),
+                "cross_kv": linear(ca.k_proj, ca.v_proj),
+                "cross_out": linear(ca.out_proj),
+                "fc1": linear(layer.fc1),
+                "fc2": linear(layer.fc2),
+            }
+        )
+    modules["proj_out"] = linear(model.proj_out)
+
+    layers = []
+    for index, layer in enumerate(decoder.layers):
+        own = modules[f"{index}"]
+        layers.append(
+            _Layer(
+                self_norm=norm(layer.self_attn_layer_norm),
+                self_qkv=own["self_qkv"].forward,
+                self_out=own["self_out"].forward,
+                cross_norm=norm(layer.encoder_attn_layer_norm),
+                cross_q=own["cross_q"].forward,
+                cross_kv=own["cross_kv"].forward,
+                cross_out=own["cross_out"].forward,
+                ffn_norm=norm(layer.final_layer_norm),
+                fc1=own["fc1"].forward,
+                fc2=own["fc2"].forward,
+                activation=layer.activation_fn,
+            )
+        )
+    first = decoder.layers[0].self_attn
+    by_layer: dict[int, list[int]] = {}
+    for layer_index, head in alignment_heads:
+        by_layer.setdefault(int(layer_index), []).append(int(head))
+    return DecoderWeights(
+        layers=tuple(layers),
+        embed_tokens=decoder.embed_tokens.weight.detach().to(float_dtype),
+        embed_positions=decoder.embed_positions.weight.detach().to(float_dtype),
+        embed_scale=float(getattr(decoder, "embed_scale", 1.0) or 1.0),
+        final_norm=norm(decoder.layer_norm),
+        proj_out=modules["proj_out"].forward,
+        heads=int(first.num_heads),
+        head_dim=int(first.head_dim),
+        dtype=float_dtype,
+        alignment_heads={k: sorted(v) for k, v in sorted(by_layer.items())},
+        modules=modules,
+    )
+
+
+class CachedDecoder:
+    """One batch's decoding state: encoder keys/values and the self-attention buffers."""
+
+    def __init__(self, weights: DecoderWeights, encoded: torch.Tensor, max_length: int) -> None:
+        import torch
+
+        if max_length > weights.max_positions:
+            raise ValueError(f"max_length {max_length} > {weights.max_positions} positions")
+        self.weights = weights
+        batch, frames, width = encoded.shape
+        heads, head_dim = weights.heads, weights.head_dim
+        encoded = encoded.to(weights.dtype)
+        self.cross: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for layer in weights.layers:
+            kv = layer.cross_kv(encoded).view(batch, frames, 2, heads, head_dim)
+            keys, values = kv.permute(2, 0, 3, 1, 4).unbind(0)
+            self.cross.append((keys.contiguous(), values.contiguous()))
+        shape = (len(weights.layers), 2, batch, heads, max_length, head_dim)
+        self.cache = torch.empty(shape, dtype=weights.dtype, device=encoded.device)
+        self.length = 0
+        self.width = width
+
+    @property
+    def batch(self) -> int:
+        return int(self.cache.shape[2])
+
+    def keep(self, rows: torch.Tensor) -> None:
+        """Drop every row not in ``rows`` (indices into the current batch), e.g. finished ones."""
+        self.cache = self.cache.index_select(2, rows)
+        self.cross = [(k.index_select(0, rows), v.index_select(0, rows)) for k, v in self.cross]
+
+    def step(
+        self, ids: torch.Tensor, *, alignment: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Feed ``ids`` (batch, T); return the logits of the last position (batch, vocab) in
+        float32 and, with ``alignment``, the alignment heads' cross-attention scores before
+        softmax (batch, heads, T, frames)."""
+        import torch
+        import torch.nn.functional as F  # noqa: N812 - torch's own convention
+
+        w = self.weights
+        batch, count = ids.shape
+        start, end = self.length, self.length + count
+        heads, head_dim = w.heads, w.head_dim
+        scaling = head_dim**-0.5
+        hidden = w.embed_tokens[ids] * w.embed_scale + w.embed_positions[start:end]
+        mask = None
+        if count > 1:
+            # Position start+i sees the cache and itself: a causal mask shifted by the cache.
+            rows = torch.arange(start, end, device=ids.device)[:, None]
+            mask = torch.arange(end, device=ids.device)[None, :] <= rows
+        scores: list[torch.Tensor] = []
+        for index, layer in enumerate(w.layers):
+            x = layer.self_norm(hidden)
+            qkv = layer.self_qkv(x).view(batch, count, 3, heads, head_dim).transpose(1, 3)
+            query, key, value = qkv.unbind(2)
+            cache = self.cache[index]
+            cache[0, :, :, start:end] = key
+            cache[1, :, :, start:end] = value
+            attended = F.scaled_dot_product_attention(
+                query * scaling,
+                cache[0, :, :, :end],
+                cache[1, :, :, :end],
+                attn_mask=mask,
+                scale=1.0,
+            )
+            hidden = hidden + layer.self_out(attended.transpose(1, 2).reshape(batch, count, -1))
+
+            x = layer.cross_norm(hidden)
+            query = layer.cross_q(x).view(batch, count, heads, head_dim).transpose(1, 2)
+            query = query * scaling
+            keys, values = self.cross[index]
+            if alignment and index in w.alignment_heads:
+                chosen = w.alignment_heads[index]
+                scores.append(query[:, chosen] @ keys[:, chosen].transpose(-1, -2))
+            attended = F.scaled_dot_product_attention(query, keys, values, scale=1.0)
+            hidden = hidden + layer.cross_out(attended.transpose(1, 2).reshape(batch, count, -1))
+
+            x = layer.ffn_norm(hidden)
+            hidden = hidden + layer.fc2(layer.activation(layer.fc1(x)))
+        self.length = end
+        last = w.final_norm(hidden[:, -1])
+        logits = w.proj_out(last).float()
+        return logits, (torch.cat(scores, dim=1).float() if scores else None)
