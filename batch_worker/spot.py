@@ -131,6 +131,9 @@ class SpotWatcher:
 
     def _run(self) -> None:
         while not self._stopped.is_set():
+            # A cadence, not a pause after each answer: a slow IMDS (reads may take seconds
+            # with retries) must not stretch the promised interval between reads (P14).
+            next_poll = time.monotonic() + self._interval_s
             try:
                 notice = self._client.instance_action()
             except ImdsError as exc:
@@ -152,4 +155,4 @@ class SpotWatcher:
                 )
                 self._on_notice(notice)
                 return
-            self._stopped.wait(self._interval_s)
+            self._stopped.wait(max(0.0, next_poll - time.monotonic()))

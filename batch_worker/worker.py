@@ -68,6 +68,11 @@ MAX_RECEIVE_FAILURES: Final = 5
 SPOT_SAFETY_S: Final = 15.0
 # The watchdog kills the process this long after the deadline plus the stop grace.
 WATCHDOG_SLACK_S: Final = 30.0
+# After a spot notice the slack is cut so the process ends before EC2 does: messages are back
+# SPOT_SAFETY_S before the termination time, the process ends at most this long after that.
+SPOT_EXIT_SLACK_S: Final = SPOT_SAFETY_S - 5.0
+# How often the watchdog looks for a stop request while nothing is wrong.
+_WATCHDOG_TICK_S: Final = 0.25
 _DOWNLOAD_THREADS: Final = 4
 
 OutcomeStatus = Literal["transcribed", "skipped", "failed", "invalid", "released"]
@@ -509,6 +514,7 @@ class Worker:
         self._imds = imds
         self._hard_exit = hard_exit
         self._watchdog_slack_s = watchdog_slack_s
+        self._spot_notice = threading.Event()
         self._finished = threading.Event()
 
     # -- stop requests (any thread) --------------------------------------------------------
@@ -521,6 +527,7 @@ class Worker:
         within: float | None = None
         if notice.time is not None:
             within = (notice.time - self.deps.now()).total_seconds() - SPOT_SAFETY_S
+        self._spot_notice.set()
         self.request_stop("spot_interruption", within)
 
     def install_signal_handlers(self) -> None:
@@ -605,14 +612,32 @@ class Worker:
             self.progress.update(self.stats, deps.queue.depth())
 
     def _watchdog(self) -> None:
-        """The last resort when the main thread hangs past the deadline: release the
-        in-flight messages, power off if configured, and end the process."""
+        """The last resort when the main thread hangs past the deadline or past a stop's
+        grace (a spot notice, SIGTERM): release the in-flight messages, power off if
+        configured, and end the process — after a spot notice before EC2 ends it (P14)."""
         settings = self.deps.settings
-        if self._finished.wait(settings.max_runtime_s):
-            return
-        self.request_stop("deadline")
-        if self._finished.wait(settings.stop_grace_s + self._watchdog_slack_s):
-            return
+        deadline = time.monotonic() + settings.max_runtime_s
+        while not self.stop.requested:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.request_stop("deadline")
+                break
+            if self._finished.wait(min(_WATCHDOG_TICK_S, left)):
+                return
+        stopped_at = time.monotonic()
+        while True:
+            # Re-read each tick: a spot notice after a SIGTERM brings the exit forward.
+            slack = self._watchdog_slack_s
+            if self._spot_notice.is_set():
+                slack = min(slack, SPOT_EXIT_SLACK_S)
+            release_at = self.stop.release_at
+            if release_at is None:
+                release_at = stopped_at + settings.stop_grace_s
+            left = release_at + slack - time.monotonic()
+            if left <= 0:
+                break
+            if self._finished.wait(min(_WATCHDOG_TICK_S, left)):
+                return
         logger.critical("worker still busy past its hard deadline: forcing exit")
         self.heartbeat.release_all("hard deadline")
         if settings.shutdown_on_exit:

@@ -10,7 +10,6 @@ launcher's dead-letter queue.
 from __future__ import annotations
 
 import os
-import threading
 from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools import Logger, Metrics
@@ -20,6 +19,7 @@ from launcher.errors import NoCapacityError
 from launcher.launch import LauncherDeps, LaunchOutcome, build_deps, run_launcher
 from launcher.request import parse_request
 from launcher.settings import LauncherSettings
+from transcript_contracts.lazy import Lazy
 from transcript_contracts.log_safety import cap_secret_bearing_loggers
 from transcript_contracts.settings import load_settings
 
@@ -36,26 +36,25 @@ metrics = Metrics(
 # The launcher reads no secret, but LOG_LEVEL=DEBUG must not make botocore print bodies (P16).
 cap_secret_bearing_loggers()
 
-_deps: LauncherDeps | None = None
-_deps_lock = threading.Lock()
+
+def _build() -> LauncherDeps:
+    settings = load_settings(LauncherSettings)
+    logger.setLevel(settings.log_level)
+    return build_deps(settings)
+
+
+# The container's settings (failing fast, naming what is missing) and clients, built on the
+# first invocation.
+_deps: Lazy[LauncherDeps] = Lazy(_build)
 
 
 def get_deps() -> LauncherDeps:
-    """The container's settings (failing fast, naming what is missing) and clients."""
-    global _deps
-    with _deps_lock:
-        if _deps is None:
-            settings = load_settings(LauncherSettings)
-            logger.setLevel(settings.log_level)
-            _deps = build_deps(settings)
-        return _deps
+    return _deps()
 
 
 def set_deps(deps: LauncherDeps | None) -> None:
     """Install prebuilt dependencies (tests, local runs), or None to rebuild from the env."""
-    global _deps
-    with _deps_lock:
-        _deps = deps
+    _deps.set(deps)
 
 
 def record_metrics(outcome: LaunchOutcome) -> None:

@@ -296,6 +296,7 @@ class Notifier:
         if sender is None or secret_source is None:
             return
         body = detail.model_dump_json().encode()
+        keys = {"session_id": detail.session_id, "event_id": detail.event_id}
         attempts = 0
         try:
             secret = secret_source.get()
@@ -304,49 +305,26 @@ class Notifier:
             )
         except (SecretError, WebhookError) as exc:
             attempts = exc.attempts if isinstance(exc, WebhookError) else 0
-            logger.error(
-                "%s webhook not delivered: %s",
-                detail_type,
-                exc,
-                extra={"session_id": detail.session_id, "event_id": detail.event_id},
-            )
-            self._record_failure(
-                bucket,
-                detail_type,
-                detail,
-                target,
-                describe_destination(url),
-                attempts,
-                str(exc),
-            )
-            return
+            logger.error("%s webhook not delivered: %s", detail_type, exc, extra=keys)
+            error = str(exc)
         except Exception as exc:
             # The notifier's boundary: a notification never fails the transcription work that
             # called it (the router's invocation, the worker's chunk). What is not caught by
             # type above is a bug: logged with its traceback and recorded like any failed
             # delivery, as the executor path's crash log does (see _forget).
-            logger.exception(
-                "%s webhook delivery crashed",
+            logger.exception("%s webhook delivery crashed", detail_type, extra=keys)
+            error = f"{type(exc).__name__}: {exc}"
+        else:
+            logger.info(
+                "%s webhook delivered to %s after %d attempt(s)",
                 detail_type,
-                extra={"session_id": detail.session_id, "event_id": detail.event_id},
-            )
-            self._record_failure(
-                bucket,
-                detail_type,
-                detail,
-                target,
-                describe_destination(url),
-                attempts,
-                f"{type(exc).__name__}: {exc}",
+                delivery.destination,
+                delivery.attempts,
+                extra=keys,
             )
             return
-        logger.info(
-            "%s webhook delivered to %s after %d attempt(s)",
-            detail_type,
-            delivery.destination,
-            delivery.attempts,
-            extra={"session_id": detail.session_id, "event_id": detail.event_id},
-        )
+        destination = describe_destination(url)
+        self._record_failure(bucket, detail_type, detail, target, destination, attempts, error)
 
     # -- records ---------------------------------------------------------------------------
 

@@ -10,12 +10,11 @@ deleted, and Lambda retries it.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import boto3
 import botocore.session
@@ -39,6 +38,7 @@ from router.services import ServerKeySource, ServerLocator, WorkQueueSender
 from router.settings import RouterSettings
 from transcript_contracts.errors import KeyGrammarError
 from transcript_contracts.keys import ManifestKey
+from transcript_contracts.lazy import Lazy
 from transcript_contracts.settings import load_settings
 from transcript_store import TranscriptStore
 
@@ -83,21 +83,6 @@ def _mark_duplicate(response: Any, idempotent_data: DataRecord) -> Any:
     if isinstance(response, dict):
         return {**response, "duplicate": True}
     return response
-
-
-class _Lazy(Generic[T]):
-    """A client created on first use (SSM and EC2 are needed only on some paths)."""
-
-    def __init__(self, make: Callable[[], T]) -> None:
-        self._make = make
-        self._value: T | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self) -> T:
-        with self._lock:
-            if self._value is None:
-                self._value = self._make()
-            return self._value
 
 
 class RouterApp:
@@ -181,8 +166,8 @@ def build_app(
     s3 = session.client("s3", config=AWS_CONFIG)
     sqs = session.client("sqs", config=AWS_CONFIG)
     dynamodb = session.client("dynamodb", config=AWS_CONFIG)
-    ssm = _Lazy(lambda: session.client("ssm", config=AWS_CONFIG))
-    ec2 = _Lazy(lambda: session.client("ec2", config=AWS_CONFIG))
+    ssm = Lazy(lambda: session.client("ssm", config=AWS_CONFIG))
+    ec2 = Lazy(lambda: session.client("ec2", config=AWS_CONFIG))
     deps = RouterDeps(
         settings=settings,
         layout=settings.layout,
@@ -206,7 +191,7 @@ def build_app(
             bucket=settings.bucket_name,
             layout=settings.layout,
             s3=s3,
-            events=_Lazy(lambda: session.client("events", config=AWS_CONFIG)),
+            events=Lazy(lambda: session.client("events", config=AWS_CONFIG)),
             ssm=ssm,
             sleep=sleep,
         ),

@@ -8,7 +8,6 @@ container (:mod:`router.app`), turn the outcome into metrics and a small JSON re
 from __future__ import annotations
 
 import os
-import threading
 from typing import TYPE_CHECKING, Any, Final
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -18,6 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from router.app import RouterApp, build_app
 from router.routing import RouteOutcome
 from router.s3_event import IgnoredEvent, classify
+from transcript_contracts.lazy import Lazy
 from transcript_contracts.log_safety import cap_secret_bearing_loggers
 
 if TYPE_CHECKING:
@@ -38,26 +38,25 @@ copy_config_to_registered_loggers(source_logger=logger, include={"transcript_sto
 # never below INFO here, whatever LOG_LEVEL says (P16: the key is never logged).
 cap_secret_bearing_loggers()
 
-_app: RouterApp | None = None
-_app_lock = threading.Lock()
+
+def _build() -> RouterApp:
+    app = build_app()
+    logger.setLevel(app.deps.settings.log_level)
+    return app
+
+
+# The container's app: settings loaded (failing fast, naming what is missing) and clients
+# created on the first invocation, then reused.
+_app: Lazy[RouterApp] = Lazy(_build)
 
 
 def get_app() -> RouterApp:
-    """The container's app: settings loaded (failing fast, naming what is missing) and clients
-    created on the first invocation, then reused."""
-    global _app
-    with _app_lock:
-        if _app is None:
-            _app = build_app()
-            logger.setLevel(_app.deps.settings.log_level)
-        return _app
+    return _app()
 
 
 def set_app(app: RouterApp | None) -> None:
     """Install a prebuilt app (tests, local runs), or None to rebuild from the environment."""
-    global _app
-    with _app_lock:
-        _app = app
+    _app.set(app)
 
 
 def record_metrics(outcome: RouteOutcome) -> None:

@@ -82,8 +82,11 @@ registry="${ECR_REPOSITORY_URI%%/*}"
 aws ecr get-login-password --region "$AWS_REGION" | docker login --username AWS --password-stdin "\$registry"
 docker pull "$image"
 docker rm -f smart-router-server 2>/dev/null || true
+# The verified model cache (an s3:// MODEL_ID) survives restarts on the host; uid 10001 is the image's.
+install -d -o 10001 -g 10001 /var/lib/smart-router/models
 docker run -d --name smart-router-server --restart unless-stopped --gpus all --network host \\
   --log-driver awslogs --log-opt awslogs-region="$AWS_REGION" --log-opt awslogs-group="$log_group" \\
+  -v /var/lib/smart-router/models:/var/lib/smart-router/models -e MODEL_CACHE_DIR=/var/lib/smart-router/models \\
   -e AWS_REGION="$AWS_REGION" -e API_KEY_PARAMETER="$API_KEY_PARAMETER" \\
   -e ALLOWED_BUCKETS='${ALLOWED_BUCKETS:-[\"$BUCKET_NAME\"]}' -e AUDIO_PREFIX="$AUDIO_PREFIX" \\
   -e TRANSCRIPT_PREFIX="$TRANSCRIPT_PREFIX" -e LANGUAGE="$LANGUAGE" -e DEVICE=cuda \\

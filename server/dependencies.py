@@ -12,8 +12,6 @@ from server.errors import BadRequestError
 from server.runtime import Runtime
 from server.settings import ServerSettings
 
-LANGUAGE_PATTERN = r"^(auto|[a-z]{2,3})$"
-
 
 def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from transcript_contracts.language import LANGUAGE_PATTERN
+
 ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
 HealthStatus = Literal["healthy", "loading", "busy", "unavailable"]
 
@@ -41,14 +43,14 @@ class TranscribeS3In(BaseModel):
     s3_output_path: str | None = Field(
         None, max_length=1100, examples=["s3://bucket/transcripts/s1/chunk-0001.json"]
     )
-    language: str | None = Field(None, max_length=8, pattern=r"^(auto|[a-z]{2,3})$")
+    language: str | None = Field(None, max_length=8, pattern=LANGUAGE_PATTERN)
 
 
 class TranscribeUrlIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str = Field(max_length=2048, examples=["https://example.com/talk.mp3"])
-    language: str | None = Field(None, max_length=8, pattern=r"^(auto|[a-z]{2,3})$")
+    language: str | None = Field(None, max_length=8, pattern=LANGUAGE_PATTERN)
 
 
 class HealthOut(BaseModel):

@@ -10,12 +10,7 @@ Per chunk, one state:
 - ``missing``: neither audio nor transcript (a chunk the manifest counts, or a gap below the
   highest index seen, has not been uploaded).
 
-Queues: the work queue is never received from. A receive there counts toward its
-``maxReceiveCount`` (a status call could push a chunk into the DLQ) and hides the message from
-the worker, so only its approximate counts are read (GetQueueAttributes). The dead-letter queue
-is peeked: messages are received with a short visibility (:data:`PEEK_VISIBILITY_S`) until it
-has no more, then released at once (visibility 0), so a failed chunk stays hidden for
-milliseconds normally and at most ``PEEK_VISIBILITY_S`` if this process dies mid-way.
+Queues are read by :mod:`smart_router.status_queues` without hiding work from the worker.
 """
 
 from __future__ import annotations
@@ -36,6 +31,7 @@ from notifications.records import (
     parse_failure_name,
 )
 from smart_router.errors import StatusError
+from smart_router.status_queues import QueueStatus, peek_dead_letters, queue_counts
 from transcript_contracts.errors import KeyGrammarError
 from transcript_contracts.keys import (
     AudioChunkKey,
@@ -43,13 +39,11 @@ from transcript_contracts.keys import (
     KeyLayout,
     SessionTranscriptKey,
 )
-from transcript_contracts.models import Manifest, QueueMessage
+from transcript_contracts.models import Manifest
 from transcript_store import (
     InvalidDocumentError,
-    QueueReadError,
     StorageError,
     TranscriptStore,
-    read_queue_depth,
 )
 
 if TYPE_CHECKING:
@@ -59,7 +53,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ChunkState = Literal["transcribed", "queued", "failed", "missing"]
-PEEK_VISIBILITY_S: Final = 10
 MAX_RECORD_BYTES: Final = 1024 * 1024
 
 
@@ -80,29 +73,6 @@ class ChunkStatus:
             "audio_key": self.audio_key,
             "transcript_key": self.transcript_key,
             "beyond_manifest": self.beyond_manifest,
-        }
-
-
-@dataclass
-class QueueStatus:
-    url: str
-    visible: int = 0
-    in_flight: int = 0
-    delayed: int = 0
-    # DLQ only: how many messages were peeked, and how many were this session's.
-    peeked: int | None = None
-    session_messages: int | None = None
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "url": self.url,
-            "visible": self.visible,
-            "in_flight": self.in_flight,
-            "delayed": self.delayed,
-            "peeked": self.peeked,
-            "session_messages": self.session_messages,
-            "error": self.error,
         }
 
 
@@ -201,10 +171,10 @@ def collect_status(
     status.delivery_failures = [_delivery_failure(store, bucket, k) for k in found.delivery_records]
 
     if sqs is not None and queue_url:
-        status.work_queue = _queue_counts(sqs, queue_url)
+        status.work_queue = queue_counts(sqs, queue_url)
     dlq_failed: dict[int, str] = {}
     if sqs is not None and dlq_url:
-        status.dead_letter_queue, dlq_failed = _peek_dead_letters(
+        status.dead_letter_queue, dlq_failed = peek_dead_letters(
             sqs, dlq_url, bucket, session_id, limit=dlq_limit, wait_s=dlq_wait_s
         )
 
@@ -286,91 +256,6 @@ def _delivery_failure(store: TranscriptStore, bucket: str, key: str) -> dict[str
         "error": record.error,
         "occurred_at": record.occurred_at.isoformat(),
     }
-
-
-def _queue_counts(sqs: SQSClient, url: str) -> QueueStatus:
-    try:
-        depth = read_queue_depth(sqs, url)
-    except QueueReadError as exc:
-        return QueueStatus(url=url, error=exc.detail)
-    return QueueStatus(
-        url=url, visible=depth.visible, in_flight=depth.in_flight, delayed=depth.delayed
-    )
-
-
-def _peek_dead_letters(
-    sqs: SQSClient, url: str, bucket: str, session_id: str, *, limit: int, wait_s: int
-) -> tuple[QueueStatus, dict[int, str]]:
-    """Receive the DLQ's messages with a short visibility, then release them all at once."""
-    status = _queue_counts(sqs, url)
-    if status.error is not None:
-        return status, {}
-    held: dict[str, str] = {}  # message id → receipt handle
-    failed: dict[int, str] = {}
-    try:
-        while len(held) < limit:
-            try:
-                got = sqs.receive_message(
-                    QueueUrl=url,
-                    MaxNumberOfMessages=min(10, limit - len(held)),
-                    VisibilityTimeout=PEEK_VISIBILITY_S,
-                    WaitTimeSeconds=wait_s,
-                    MessageSystemAttributeNames=["ApproximateReceiveCount"],
-                ).get("Messages", [])
-            except (ClientError, BotoCoreError) as exc:
-                status.error = f"{type(exc).__name__}: {exc}"
-                break
-            new = [m for m in got if m.get("MessageId") and m["MessageId"] not in held]
-            if not new:
-                break
-            for message in new:
-                held[message["MessageId"]] = message["ReceiptHandle"]
-                match = _session_chunk(message.get("Body", ""), bucket, session_id)
-                if match is not None:
-                    index, why = match
-                    failed[index] = why
-    finally:
-        _release(sqs, url, list(held.values()))
-    status.peeked = len(held)
-    status.session_messages = len(failed)
-    return status, failed
-
-
-def _session_chunk(body: str, bucket: str, session_id: str) -> tuple[int, str] | None:
-    try:
-        message = QueueMessage.model_validate_json(body)
-    except ValidationError:
-        return None
-    if message.bucket != bucket or message.session_id != session_id:
-        return None
-    return message.chunk_index, (
-        f"in the dead-letter queue (queued because {message.reason.replace('_', ' ')}; "
-        "the worker gave up after the queue's maxReceiveCount)"
-    )
-
-
-def _release(sqs: SQSClient, url: str, handles: list[str]) -> None:
-    for start in range(0, len(handles), 10):
-        batch = handles[start : start + 10]
-        try:
-            response = sqs.change_message_visibility_batch(
-                QueueUrl=url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0}
-                    for i, h in enumerate(batch)
-                ],
-            )
-        except (ClientError, BotoCoreError) as exc:
-            logger.warning(
-                "DLQ messages not released (visible again in %d s): %s", PEEK_VISIBILITY_S, exc
-            )
-            continue
-        if response.get("Failed"):
-            logger.warning(
-                "%d DLQ message(s) not released (visible again in %d s)",
-                len(response["Failed"]),
-                PEEK_VISIBILITY_S,
-            )
 
 
 def _chunk_states(

@@ -16,7 +16,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 logger = logging.getLogger(__name__)
+
+R = TypeVar("R")
 
 StitchStatus = Literal["stitched", "already_stitched", "incomplete", "no_manifest"]
 
@@ -110,6 +112,19 @@ def _is_not_found(exc: ClientError) -> bool:
     return status == 404 or code in ("404", "NoSuchKey", "NotFound")
 
 
+def _unless_missing(operation: str, bucket: str, key: str, call: Callable[[], R]) -> R | None:
+    """``call()``'s answer; None when the object does not exist (404); any other failure is a
+    StorageError, never read as "missing" (P3)."""
+    try:
+        return call()
+    except ClientError as exc:
+        if _is_not_found(exc):
+            return None
+        raise _storage_error(operation, bucket, key, exc) from exc
+    except BotoCoreError as exc:
+        raise _storage_error(operation, bucket, key, exc) from exc
+
+
 class TranscriptStore:
     """S3 operations on manifests and transcripts; the client is injected (moto in tests)."""
 
@@ -121,14 +136,11 @@ class TranscriptStore:
 
     def object_etag(self, bucket: str, key: str) -> str | None:
         """The object's ETag without quotes, or None when it does not exist (HEAD 404)."""
-        try:
-            head = self._s3.head_object(Bucket=bucket, Key=key)
-        except ClientError as exc:
-            if _is_not_found(exc):
-                return None
-            raise _storage_error("HEAD", bucket, key, exc) from exc
-        except BotoCoreError as exc:
-            raise _storage_error("HEAD", bucket, key, exc) from exc
+        head = _unless_missing(
+            "HEAD", bucket, key, lambda: self._s3.head_object(Bucket=bucket, Key=key)
+        )
+        if head is None:
+            return None
         return head["ETag"].strip('"')
 
     def transcript_exists(self, bucket: str, key: str) -> bool:
@@ -137,14 +149,11 @@ class TranscriptStore:
 
     def get_bytes(self, bucket: str, key: str, *, max_bytes: int) -> bytes | None:
         """The object's bytes, None when it does not exist; over ``max_bytes`` is invalid."""
-        try:
-            response = self._s3.get_object(Bucket=bucket, Key=key)
-        except ClientError as exc:
-            if _is_not_found(exc):
-                return None
-            raise _storage_error("GET", bucket, key, exc) from exc
-        except BotoCoreError as exc:
-            raise _storage_error("GET", bucket, key, exc) from exc
+        response = _unless_missing(
+            "GET", bucket, key, lambda: self._s3.get_object(Bucket=bucket, Key=key)
+        )
+        if response is None:
+            return None
         body = response["Body"]
         try:
             size = response.get("ContentLength")

@@ -1,29 +1,36 @@
-"""A Linear layer with int8 weights and dynamically quantized int8 activations (CPU).
+"""A Linear layer with int8 weights and int8 activations quantized row by row (CPU).
 
-Same arithmetic as ``torch.ao.quantization.quantize_dynamic`` with
-``per_channel_dynamic_qconfig`` (the fbgemm/oneDNN kernels behind ``quantized.linear_dynamic``),
-built directly: that API deep-copies the model and packs every weight three times, which cost
-seconds of load time. torch marks its quantized tensor functions deprecated in favour of torchao
-(not a dependency here); their warnings are silenced so that they do not repeat in every log.
+Weights: symmetric int8 with one scale per output channel. Activations: each row (one token of
+one window) gets its own symmetric int8 scale when the layer is called, as CTranslate2's int8
+does. torch's ``quantize_dynamic`` scales activations per tensor instead, over the whole batch:
+a window's text then depended on which other windows shared its batch, and 7-bit activations
+(its x86 ``reduce_range``) garbled the first words of English test speech. The product is
+``torch._int_mm`` (int8 x int8 -> int32 through oneDNN: VNNI/AMX where the CPU has them), so the
+weights are read at a quarter of float32's bytes, which is what a decoding step waits on.
 """
 
 from __future__ import annotations
 
-import warnings
-from typing import Any
-
 import torch
 from torch import nn
 
+# Largest magnitude of a symmetric int8 value.
+_QMAX = 127.0
+
 
 class Int8Linear(nn.Module):
-    """y = x W^T + b with W in int8 (prepacked), x quantized to int8 on every call."""
+    """y = x W^T + b with W and x in int8, accumulated in int32, rescaled to float32."""
 
-    def __init__(self, packed: Any, in_features: int, out_features: int) -> None:
+    def __init__(
+        self, weight_t: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None
+    ) -> None:
         super().__init__()
-        self.packed = packed
-        self.in_features = in_features
-        self.out_features = out_features
+        # (in, out) view of an (out, in) contiguous int8 matrix: _int_mm's fast layout.
+        self.register_buffer("weight_t", weight_t)
+        self.register_buffer("scales", scales)  # (out,) float32
+        self.register_buffer("bias", bias)
+        self.in_features = int(weight_t.shape[0])
+        self.out_features = int(weight_t.shape[1])
 
     @classmethod
     def from_linear(cls, linear: nn.Linear) -> Int8Linear:
@@ -32,25 +39,22 @@ class Int8Linear(nn.Module):
 
     @classmethod
     def from_weight(cls, weight: torch.Tensor, bias: torch.Tensor | None) -> Int8Linear:
-        """Per-channel symmetric weights: each output row's scale is its largest magnitude over
-        127.5, as torch's PerChannelMinMaxObserver computes it."""
         weight = weight.float()
-        bias = None if bias is None else bias.float()
         # max(|min|, max) per row without allocating |W| (fresh memory is slow to touch).
         largest = torch.maximum(weight.amax(dim=1), -weight.amin(dim=1))
-        scales = (largest / 127.5).clamp(min=torch.finfo(torch.float32).eps)
-        zero_points = torch.zeros(weight.shape[0], dtype=torch.long, device=weight.device)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            warnings.simplefilter("ignore", UserWarning)
-            qweight = torch.quantize_per_channel(
-                weight, scales.double(), zero_points, 0, torch.qint8
-            )
-            packed = torch.ops.quantized.linear_prepack(qweight, bias)
-        return cls(packed, int(weight.shape[1]), int(weight.shape[0]))
+        scales = (largest / _QMAX).clamp(min=torch.finfo(torch.float32).tiny)
+        quantized = torch.round(weight / scales[:, None]).clamp_(-_QMAX, _QMAX).to(torch.int8)
+        return cls(quantized.t(), scales, None if bias is None else bias.float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # reduce_range: 7-bit activations, as torch's own dynamic Linear uses on x86 (the AVX2
-        # kernels accumulate pairs in 16 bits).
-        out: torch.Tensor = torch.ops.quantized.linear_dynamic(x, self.packed, reduce_range=True)
-        return out.to(x.dtype)
+        shape = x.shape
+        rows = x.reshape(-1, shape[-1]).float()
+        row_scales = (rows.abs().amax(dim=1, keepdim=True) / _QMAX).clamp_(
+            min=torch.finfo(torch.float32).tiny
+        )
+        quantized = torch.round(rows / row_scales).to(torch.int8)
+        out = torch._int_mm(quantized, self.weight_t).float()
+        out = out.mul_(row_scales * self.scales)
+        if self.bias is not None:
+            out = out.add_(self.bias)
+        return out.reshape(*shape[:-1], self.out_features).to(x.dtype)

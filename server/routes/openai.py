@@ -8,9 +8,10 @@ from fastapi import APIRouter, File, Form, Response, UploadFile
 from fastapi.responses import JSONResponse
 
 from server import responses
-from server.dependencies import LANGUAGE_PATTERN, Authorized, RuntimeDep, read_upload
+from server.dependencies import Authorized, RuntimeDep, read_upload
 from server.schemas import ResponseFormat
 from server.transcription import transcribe
+from transcript_contracts.language import LANGUAGE_PATTERN
 
 router = APIRouter(dependencies=[Authorized])
 

@@ -9,10 +9,11 @@ from fastapi import APIRouter, File, Form, Response, UploadFile
 from fastapi.responses import JSONResponse
 
 from server import responses
-from server.dependencies import LANGUAGE_PATTERN, Authorized, RuntimeDep, read_upload
+from server.dependencies import Authorized, RuntimeDep, read_upload
 from server.schemas import ResponseFormat, TranscribeUrlIn, TranscriptionOut
 from server.transcription import transcribe as run_transcription
 from server.url_fetch import fetch_url
+from transcript_contracts.language import LANGUAGE_PATTERN
 
 router = APIRouter(dependencies=[Authorized])
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 import wave
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -197,20 +198,32 @@ def deps(aws: Aws, engine: Any, worker_settings: WorkerSettings, **extra: Any) -
     )
 
 
+def _refuse_hard_exit(code: int) -> None:
+    # The real default is os._exit: a watchdog firing in a test must fail it, not end pytest.
+    raise RuntimeError(f"the worker's watchdog forced exit {code} during a test")
+
+
 def worker(aws: Aws, engine: Any, worker_settings: WorkerSettings, **extra: Any) -> Worker:
     names = ("imds", "hard_exit", "watchdog_slack_s", "progress")
     worker_kwargs = {k: extra.pop(k) for k in names if k in extra}
+    worker_kwargs.setdefault("hard_exit", _refuse_hard_exit)
     return Worker(deps(aws, engine, worker_settings, **extra), **worker_kwargs)
 
 
 class FakeImds:
     """IMDSv2 on 127.0.0.1: token via PUT, 401 without it, 404 until a notice is armed."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, answer_delay_s: float = 0.0) -> None:
         self.notice: dict[str, str] | None = None
+        # A slow metadata service: each spot/instance-action read is answered this much later.
+        self.answer_delay_s = answer_delay_s
         self.token_requests = 0
         self.action_requests = 0
         self.unauthorized = 0
+        # When each spot/instance-action read arrived and when the notice was armed
+        # (time.monotonic): P14 is measured from these, not read off the settings.
+        self.action_times: list[float] = []
+        self.armed_at: float | None = None
         imds = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -241,6 +254,9 @@ class FakeImds:
                     self._send(404)
                     return
                 imds.action_requests += 1
+                imds.action_times.append(time.monotonic())
+                if imds.answer_delay_s:
+                    time.sleep(imds.answer_delay_s)
                 if imds.notice is None:
                     self._send(404)
                 else:
@@ -253,6 +269,7 @@ class FakeImds:
 
     def arm(self, at: datetime) -> None:
         self.notice = {"action": "terminate", "time": at.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        self.armed_at = time.monotonic()
 
     def close(self) -> None:
         self.server.shutdown()

@@ -9,6 +9,7 @@ import copy
 import functools
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,3 +102,37 @@ def sub_text(value: Any) -> str:
         sub = value["Fn::Sub"]
         return sub if isinstance(sub, str) else str(sub[0])
     return json.dumps(value, sort_keys=True)
+
+
+def dead_letter_queues(template: Template) -> set[str]:
+    """Every queue something sends its failures to: redrive targets, rule and schedule DLQs,
+    Lambda on-failure destinations (logical ids)."""
+    found: set[str] = set()
+
+    def walk(node: Any, key: str = "") -> None:
+        if isinstance(node, dict):
+            if key in {"deadLetterTargetArn", "DeadLetterConfig", "OnFailure"}:
+                found.update(re.findall(r"'(\w+)', 'Arn'", repr(node)))
+            for k, v in node.items():
+                walk(v, k)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item, key)
+
+    walk(template["Resources"])
+    return found
+
+
+def queue_alarm(template: Template, queue: str, metric: str) -> dict[str, Any] | None:
+    """The alarm on an SQS metric of one queue (its properties), if there is one."""
+    for alarm in resources_of(template, "AWS::CloudWatch::Alarm").values():
+        props: dict[str, Any] = alarm["Properties"]
+        if (
+            props["Namespace"] == "AWS/SQS"
+            and props["MetricName"] == metric
+            and props.get("Dimensions")
+            == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [queue, "QueueName"]}}]
+        ):
+            return props
+    return None
+

@@ -116,6 +116,7 @@ def test_iam_checks_ran_and_passed_on_every_role(report: dict[str, Any]) -> None
         "AWS::IAM::Role.LauncherFunctionNightlyDrainRole",
         "AWS::IAM::Role.WorkerInstanceRole",
         "AWS::IAM::Role.ServerInstanceRole",
+        "AWS::IAM::Policy.WebhookSigningKeyPolicy",
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import re
 import subprocess
 import sys
@@ -74,3 +75,33 @@ def test_launcher_extra_pulls_no_heavy_packages() -> None:
         deps |= closure(req.name, set(req.extras))
     assert "aws-lambda-powertools" in deps and "boto3" in deps
     assert not FORBIDDEN & deps, f"launcher closure includes {sorted(FORBIDDEN & deps)}"
+
+
+def test_one_lambda_runtime_the_newest_and_the_package_build_follows_it() -> None:
+    template = source()
+    runtime = template["Globals"]["Function"]["Runtime"]
+    assert runtime == "python3.14"
+    for function in FUNCTIONS.values():  # one place: no function overrides it
+        assert "Runtime" not in function["Properties"]
+    # The newest Python runtime cfn-lint knows: nothing succeeds it.
+    import cfnlint
+
+    lifecycle = json.loads(
+        (Path(cfnlint.__file__).parent / "data" / "AdditionalSpecs" / "LmbdRuntimeLifecycle.json")
+        .read_text()
+    )
+    assert lifecycle[runtime]["successor"] is None
+    # scripts/build-lambda-package.sh reads that line for pip's --python-version.
+    script = (ROOT / "scripts" / "build-lambda-package.sh").read_text()
+    (expression,) = re.findall(r"sed -n '([^']+)' \"\$root/template.yaml\"", script)
+    found = subprocess.run(
+        ["sed", "-n", expression, str(ROOT / "template.yaml")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert found == [runtime.removeprefix("python")]
+    assert '--python-version "$lambda_python"' in script
+    # The project installs on it (requires-python) and the code targets the local 3.11.
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert project["project"]["requires-python"] == ">=3.11"

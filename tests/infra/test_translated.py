@@ -108,7 +108,7 @@ def test_router_timeout_covers_its_retry_budget(cfn: Template) -> None:
     fields = RouterSettings.model_fields
     health = fields["health_timeout_s"].default
     attempt = fields["connect_timeout_s"].default + fields["read_timeout_s"].default
-    waits = 1 + 2 + 4  # router/server.py: waits 1, 2, 4 s between 4 attempts
+    waits = 1 + 2 + 4  # router/server_client.py: waits 1, 2, 4 s between 4 attempts
     budget = health + 4 * attempt + waits + fields["queue_send_reserve_s"].default
     timeout = resource(cfn, "RouterFunction")["Properties"]["Timeout"]
     assert budget <= timeout <= 900
@@ -337,8 +337,8 @@ def test_s3_access_is_scoped_to_the_prefixes(cfn: Template) -> None:
                 match = S3_OBJECT.match(text)
                 assert match, (name, text)
                 prefix = match.group(1)
-                assert prefix in {"AudioPrefix", "TranscriptPrefix"}
-                if prefix == "AudioPrefix":  # audio is read-only
+                assert prefix in {"AudioPrefix", "TranscriptPrefix", "ModelRegistryPrefix"}
+                if prefix in {"AudioPrefix", "ModelRegistryPrefix"}:  # read-only
                     assert s3_actions == ["s3:GetObject"], (name, statement)
                 else:
                     assert set(s3_actions) <= {"s3:GetObject", "s3:PutObject"}, name

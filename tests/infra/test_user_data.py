@@ -25,6 +25,8 @@ SAMPLE = {
     "ModelIdLine": "MODEL_ID=KBLab/kb-whisper-small",
     "Language": "sv",
     "EventBusName": "default",
+    "WebhookUrl": "https://hooks.example.com/transcripts",
+    "WebhookSecretParameterName": "/transcription/webhook-secret",
     "WorkerIdleExitSeconds": "600",
     "WorkerMaxRuntimeSeconds": "21600",
     "AWS::Region": "eu-north-1",

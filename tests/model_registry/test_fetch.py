@@ -109,7 +109,7 @@ def test_a_partial_publish_without_manifest_is_refused(
     s3: S3Client, published: PublishResult, tmp_path: Path
 ) -> None:
     s3.delete_object(Bucket=BUCKET, Key=published.location.manifest_key(published.manifest.version))
-    with pytest.raises(ManifestError, match="manifest.json does not exist: .* never completely"):
+    with pytest.raises(ManifestError, match=r"manifest\.json does not exist: .* never completely"):
         fetch_model(published.location.uri, s3=s3, cache_dir=tmp_path)
 
 

@@ -89,7 +89,7 @@ def _settings(tmp_path: Path, **overrides: Any) -> ServerSettings:
         "allowed_buckets": [BUCKET],
         **overrides,
     }
-    return ServerSettings(_env_file=None, **values)  # type: ignore[call-arg]
+    return ServerSettings(_env_file=None, **values)
 
 
 def test_server_answers_503_naming_the_missing_file(
@@ -140,7 +140,10 @@ def test_server_loads_the_verified_copy_and_names_its_version(
         answer = client.post(
             "/transcribe-s3",
             headers={"Authorization": f"Bearer {API_KEY}"},
-            json={"s3_input_path": f"s3://{BUCKET}/{audio_key}"},
+            json={
+                "s3_input_path": f"s3://{BUCKET}/{audio_key}",
+                "s3_output_path": f"s3://{BUCKET}/transcripts/s1/chunk-0000.json",
+            },
         )
     assert Path(seen[0]).name == "tiny-whisper" and Path(seen[0], "config.json").is_file()
     assert health["model"] == "tiny-whisper"

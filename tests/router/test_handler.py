@@ -759,17 +759,22 @@ def server_at(base: str) -> Any:
     return mock
 
 
-def test_settings_are_loaded_from_the_environment_once(
-    aws: Aws, server: FakeServer, clock: Clock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    for name, value in {
+def settings_env(monkeypatch: pytest.MonkeyPatch, aws: Aws, **values: str) -> None:
+    """The router's settings in the environment, as Lambda gives them, plus ``values``."""
+    base = {
         "BUCKET_NAME": BUCKET,
         "QUEUE_URL": aws.queue_url,
         "SERVER_URL": SERVER,
-        "API_KEY": API_KEY,
         "IDEMPOTENCY_TABLE": "router-idempotency-test",
-    }.items():
+    }
+    for name, value in {**base, **values}.items():
         monkeypatch.setenv(name, value)
+
+
+def test_settings_are_loaded_from_the_environment_once(
+    aws: Aws, server: FakeServer, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings_env(monkeypatch, aws, API_KEY=API_KEY)
     handler.set_app(None)
     try:
         result = invoke(chunk_event(aws), clock)
@@ -784,15 +789,7 @@ def test_empty_api_key_from_step_000_means_the_key_is_read_from_ssm(
 ) -> None:
     # scripts/step-000 writes `API_KEY=` (empty) next to API_KEY_PARAMETER: an empty key must
     # not be sent, the one in SSM must.
-    for name, value in {
-        "BUCKET_NAME": BUCKET,
-        "QUEUE_URL": aws.queue_url,
-        "SERVER_URL": SERVER,
-        "API_KEY": "",
-        "API_KEY_PARAMETER": API_KEY_PARAMETER,
-        "IDEMPOTENCY_TABLE": "router-idempotency-test",
-    }.items():
-        monkeypatch.setenv(name, value)
+    settings_env(monkeypatch, aws, API_KEY="", API_KEY_PARAMETER=API_KEY_PARAMETER)
     handler.set_app(None)
     try:
         assert invoke(chunk_event(aws), clock)["status"] == "forwarded"

@@ -1,8 +1,9 @@
 """Fixtures for the numbered setup scripts: one moto server per session, a runner for the steps.
 
-The steps run as real subprocesses with the AWS CLI (``.venv/bin/aws`` first on PATH) against
-moto's server through ``AWS_ENDPOINT_URL`` (passed on as ``--endpoint-url``). Assertions read
-moto back with boto3.
+The steps run as real subprocesses with the AWS CLI against moto's server through
+``AWS_ENDPOINT_URL`` (passed on as ``--endpoint-url``); against moto the CLI is started by
+a fork server (aws_forkserver.py: the real CLI, its start-up shared). Assertions read moto back
+with boto3.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import Any
 
 import boto3
 import pytest
+
+from tests.scripts.aws_forkserver import write_client
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
@@ -69,9 +72,8 @@ def moto_endpoint() -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def base_env(endpoint: str | None) -> dict[str, str]:
-    """A clean environment: no settings of the caller's shell, fake credentials for moto."""
-    env = {
+def _clean_env() -> dict[str, str]:
+    return {
         "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
         "HOME": os.environ.get("HOME", "/tmp"),
         "LANG": "C.UTF-8",
@@ -79,12 +81,47 @@ def base_env(endpoint: str | None) -> dict[str, str]:
         "AWS_CONFIG_FILE": "/nonexistent",
         "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
     }
+
+
+@pytest.fixture(scope="session")
+def fast_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The path of an ``aws`` that forwards to a fork server (aws_forkserver.py)."""
+    directory = tmp_path_factory.mktemp("aws")
+    socket_path = str(directory / "cli.sock")
+    env = {**_clean_env(), "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "PYTHONPATH": str(ROOT)}  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("aws_forkserver.py")), socket_path],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not os.path.exists(socket_path):
+        if time.monotonic() > deadline or process.poll() is not None:
+            process.kill()
+            raise RuntimeError("the AWS CLI fork server did not start")
+        time.sleep(0.05)
+    try:
+        yield str(write_client(directory, socket_path))
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def base_env(endpoint: str | None, aws_cli: str | None = None) -> dict[str, str]:
+    """A clean environment: no settings of the caller's shell, fake credentials for moto;
+    ``aws_cli`` (the fork server's client) becomes the steps' AWS_CLI."""
+    env = _clean_env()
     if endpoint is not None:
         env.update(
             AWS_ACCESS_KEY_ID="testing",
             AWS_SECRET_ACCESS_KEY="testing",
             AWS_ENDPOINT_URL=endpoint,
         )
+    if aws_cli is not None:
+        env["AWS_CLI"] = aws_cli
     return env
 
 
@@ -133,9 +170,9 @@ def names() -> dict[str, str]:
 
 
 @pytest.fixture
-def steps(tmp_path: Path, moto_endpoint: str, names: dict[str, str]) -> Steps:
+def steps(tmp_path: Path, moto_endpoint: str, fast_aws: str, names: dict[str, str]) -> Steps:
     """A configured .env (step-000, non-interactive) for unique names in the shared moto."""
-    runner = Steps(tmp_path / ".env", base_env(moto_endpoint))
+    runner = Steps(tmp_path / ".env", base_env(moto_endpoint, fast_aws))
     runner.ok(
         "000",
         "--non-interactive",
@@ -151,10 +188,6 @@ def steps(tmp_path: Path, moto_endpoint: str, names: dict[str, str]) -> Steps:
         f"SERVER_INSTANCE_TAG={names['tag']}",
         "--set",
         f"AWS_REGION={REGION}",
-        "--set",
-        "VPC_ID=vpc-0123456789abcdef0",
-        "--set",
-        "LAUNCH_SUBNET_IDS=subnet-0123456789abcdef0",
     )
     return runner
 

@@ -6,6 +6,7 @@ No model is needed: the key is checked in middleware, ahead of routing and body 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import MutableMapping
 from typing import Any
 
 import pytest
@@ -124,8 +125,8 @@ def _call(app: FastAPI, headers: dict[str, str], body: bytes) -> tuple[int, int]
         reads += 1
         return {"type": "http.request", "body": body, "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
 
     scope = {
         "type": "http",
@@ -150,7 +151,7 @@ def test_unauthenticated_upload_is_refused_before_the_body_is_read(
     app: FastAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spooled: list[object] = []
-    real_spool = starlette.formparsers.SpooledTemporaryFile
+    real_spool = starlette.formparsers.SpooledTemporaryFile  # type: ignore[attr-defined]
 
     def spool(*args: Any, **kwargs: Any) -> Any:
         spooled.append(args)

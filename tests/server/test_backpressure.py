@@ -72,11 +72,19 @@ def test_full_queue_answers_503_with_retry_after_and_health_says_busy(tmp_path: 
         def post() -> Any:
             return client.post("/transcribe", headers=AUTH, files={"audio": ("a.wav", wav)})
 
-        running = [pool.submit(post) for _ in range(3)]  # one in the model, two waiting
-        deadline = time.monotonic() + 10
-        while runtime.worker is not None and not runtime.worker.saturated:
-            assert time.monotonic() < deadline, "queue never filled"
-            time.sleep(0.01)
+        # One in the model, then two waiting; one at a time, so that the worker has taken the
+        # first off the queue before the others arrive, however slow the machine.
+        running = []
+        for expected in (1, 2, 3):
+            running.append(pool.submit(post))
+            deadline = time.monotonic() + 20
+            while runtime.worker is not None and (
+                runtime.worker.depth < expected or not fake.batches
+            ):
+                assert time.monotonic() < deadline, f"depth never reached {expected}"
+                time.sleep(0.01)
+        assert runtime.worker is not None
+        assert runtime.worker.saturated
         busy = post()
         assert busy.status_code == 503
         assert busy.json()["error"]["code"] == "busy"

@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -78,6 +79,17 @@ def _wait(condition: Callable[[], bool], what: str) -> None:
         time.sleep(0.01)
 
 
+@contextmanager
+def posting(fake: MeasuringTranscriber, workers: int) -> Iterator[ThreadPoolExecutor]:
+    """Threads to post from; the model is released before they are joined, even on failure."""
+    pool = ThreadPoolExecutor(workers)
+    try:
+        yield pool
+    finally:
+        fake.release.set()
+        pool.shutdown(wait=True)
+
+
 def _post(client: TestClient, data: bytes) -> Any:
     return client.post("/transcribe", headers=AUTH, files={"audio": ("a.flac", data)})
 
@@ -90,10 +102,10 @@ def test_requests_over_the_budget_get_503_and_the_rest_are_served(
     assert worker is not None
     budget = worker.budget
     assert budget.capacity == BUDGET_MB * MIB
-    with ThreadPoolExecutor(4) as pool:
+    with posting(fake, 4) as pool:
         first = pool.submit(_post, client, silent_flac)
         # Decoded, the first holds its array only (the decode's double share is given back).
-        _wait(lambda: budget.used == ARRAY_BYTES and fake.seen_bytes, "first never decoded")
+        _wait(lambda: budget.used == ARRAY_BYTES and bool(fake.seen_bytes), "first not decoded")
         second = pool.submit(_post, client, silent_flac)
         _wait(lambda: budget.used == 2 * ARRAY_BYTES, "second never decoded")
         # A third decode would need 2 x 77 s of audio on top: over 16 MiB.
@@ -116,7 +128,7 @@ def test_a_flood_of_small_files_never_holds_more_than_the_budget(
     client, runtime, fake = server
     assert runtime.worker is not None
     budget = runtime.worker.budget
-    with ThreadPoolExecutor(12) as pool:
+    with posting(fake, 12) as pool:
         posts = [pool.submit(_post, client, silent_flac) for _ in range(12)]
         # Two decoded uploads (7.7 MB) leave no room for a third decode (9.9 MB) in 16.8 MB:
         # at least ten are refused while the model holds the rest.
@@ -144,7 +156,7 @@ def test_a_header_that_under_declares_is_decoded_again_within_the_budget(
     def declares(seconds: float) -> None:
         monkeypatch.setattr(whisper_engine.audio, "probe_duration", lambda source: seconds)
 
-    with ThreadPoolExecutor(2) as pool:
+    with posting(fake, 2) as pool:
         held = [pool.submit(_post, client, silent_flac)]
         _wait(lambda: budget.used == ARRAY_BYTES, "first never decoded")
         held.append(pool.submit(_post, client, silent_flac))
