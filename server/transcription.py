@@ -10,14 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from server.admission import Ticket
 from server.errors import ServerBusyError, ServiceUnavailableError
 from server.inference import InferenceWorker
 from server.runtime import Runtime
 from server.settings import DECODE_PEAK_FACTOR, decoded_bytes
 from whisper_engine.errors import AudioTooLongError
 from whisper_engine.results import TranscriptionResult
+
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
 
 # Headers estimate some durations (VBR mp3 without a Xing frame): decode up to this much more
 # than declared before paying for a second, full-length decode.
@@ -39,11 +46,37 @@ def _worker(runtime: Runtime) -> InferenceWorker:
     return worker
 
 
+async def _decode(
+    ticket: Ticket, source: bytes | Path, max_duration_s: float
+) -> NDArray[np.float32]:
+    """Decode in a thread. If the request is cancelled meanwhile, the thread decodes on: its
+    reservation is released when the thread ends, not when the request does."""
+    from whisper_engine.audio import decode_audio
+
+    task = asyncio.ensure_future(
+        asyncio.to_thread(decode_audio, source, max_duration_s=max_duration_s)
+    )
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(_release_after(ticket))
+        raise
+
+
+def _release_after(ticket: Ticket) -> Callable[[asyncio.Future[Any]], None]:
+    def release(task: asyncio.Future[Any]) -> None:
+        if not task.cancelled():
+            task.exception()  # retrieved: nobody is left to see it
+        ticket.release()
+
+    return release
+
+
 async def transcribe(
     runtime: Runtime, source: bytes | Path, language: str | None
 ) -> tuple[TranscriptionResult, float]:
     """Admit, decode, queue for the model and wait; the result and the seconds it took."""
-    from whisper_engine.audio import decode_audio, probe_duration
+    from whisper_engine.audio import probe_duration
 
     worker = _worker(runtime)
     max_s = runtime.settings.max_audio_seconds
@@ -53,7 +86,7 @@ async def transcribe(
     ticket = worker.admit(DECODE_PEAK_FACTOR * decoded_bytes(cap_s))
     try:
         try:
-            samples = await asyncio.to_thread(decode_audio, source, max_duration_s=cap_s)
+            samples = await _decode(ticket, source, cap_s)
         except AudioTooLongError:
             if cap_s >= max_s:
                 raise
@@ -63,8 +96,10 @@ async def transcribe(
                     "decoded audio in flight would exceed MAX_DECODED_AUDIO_MB; try again later",
                     retry_after_s=worker.retry_after_s(),
                 ) from None
-            samples = await asyncio.to_thread(decode_audio, source, max_duration_s=max_s)
+            samples = await _decode(ticket, source, max_s)
         ticket.resize(samples.nbytes)  # shrinking always succeeds
+    except asyncio.CancelledError:
+        raise  # _decode gives the bytes back when its thread ends
     except BaseException:
         ticket.release()
         raise

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from transcript_contracts.errors import KeyGrammarError
 from transcript_contracts.formats import MEDIA_TYPES, render
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 R = TypeVar("R")
+D = TypeVar("D", bound=BaseModel)
 
 StitchStatus = Literal["stitched", "already_stitched", "incomplete", "no_manifest"]
 
@@ -200,17 +201,26 @@ class TranscriptStore:
 
     # -- documents -------------------------------------------------------------------------
 
-    def load_manifest(self, bucket: str, session_id: str, layout: KeyLayout) -> Manifest | None:
-        """The session's manifest, None when there is none yet; invalid → InvalidDocumentError."""
-        key = layout.manifest(session_id)
-        data = self.get_bytes(bucket, key, max_bytes=MAX_MANIFEST_BYTES)
+    def _load_document(
+        self, bucket: str, key: str, model: type[D], max_bytes: int, *, reasons: int
+    ) -> D | None:
+        """The object parsed as ``model``; None when it does not exist; InvalidDocumentError
+        naming the first ``reasons`` problems when it is not one."""
+        data = self.get_bytes(bucket, key, max_bytes=max_bytes)
         if data is None:
             return None
         try:
-            manifest = Manifest.model_validate_json(data)
+            return model.model_validate_json(data)
         except ValidationError as exc:
-            reasons = describe_validation_error(exc, root="document")
-            raise InvalidDocumentError(bucket, key, reasons) from None
+            problems = describe_validation_error(exc, root="document", limit=reasons)
+            raise InvalidDocumentError(bucket, key, problems) from None
+
+    def load_manifest(self, bucket: str, session_id: str, layout: KeyLayout) -> Manifest | None:
+        """The session's manifest, None when there is none yet; invalid → InvalidDocumentError."""
+        key = layout.manifest(session_id)
+        manifest = self._load_document(bucket, key, Manifest, MAX_MANIFEST_BYTES, reasons=5)
+        if manifest is None:
+            return None
         if manifest.session_id != session_id:
             raise InvalidDocumentError(
                 bucket, key, f"names session {manifest.session_id!r}, not {session_id!r}"
@@ -246,14 +256,11 @@ class TranscriptStore:
         self, bucket: str, session_id: str, index: int, layout: KeyLayout
     ) -> ChunkTranscript | None:
         key = layout.chunk_transcript(session_id, index)
-        data = self.get_bytes(bucket, key, max_bytes=MAX_CHUNK_TRANSCRIPT_BYTES)
-        if data is None:
+        transcript = self._load_document(
+            bucket, key, ChunkTranscript, MAX_CHUNK_TRANSCRIPT_BYTES, reasons=1
+        )
+        if transcript is None:
             return None
-        try:
-            transcript = ChunkTranscript.model_validate_json(data)
-        except ValidationError as exc:
-            reason = describe_validation_error(exc, root="document", limit=1)
-            raise InvalidDocumentError(bucket, key, reason) from None
         if transcript.session_id != session_id or transcript.chunk_index != index:
             raise InvalidDocumentError(
                 bucket,

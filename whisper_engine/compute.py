@@ -39,6 +39,7 @@ class ComputePlan:
     decoder_dtype: torch.dtype
     quantize_encoder: bool
     quantize_decoder: bool
+    attention_dtype: torch.dtype  # the decoder's keys, values and queries
 
     def describe(self) -> str:
         """"int8", or "int8 (encoder bfloat16)" when the parts differ."""
@@ -109,6 +110,7 @@ def plan_compute(compute_type: str, device: str) -> ComputePlan:
             decoder_dtype=torch.float32,
             quantize_encoder=not fast_bf16,
             quantize_decoder=True,
+            attention_dtype=torch.bfloat16 if fast_bf16 else torch.float32,
         )
     dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[
         requested
@@ -123,6 +125,7 @@ def plan_compute(compute_type: str, device: str) -> ComputePlan:
         decoder_dtype=dtype,
         quantize_encoder=False,
         quantize_decoder=False,
+        attention_dtype=dtype,
     )
 
 

@@ -174,6 +174,7 @@ def _load_on(
             dtype=plan.decoder_dtype,
             quantize=plan.quantize_decoder,
             alignment_heads=alignment_heads(model),
+            attention_dtype=plan.attention_dtype,
         )
     # The original decoder layers are now duplicated in ``decoder``; drop them.
     model.model.decoder.layers = torch.nn.ModuleList()

@@ -171,7 +171,8 @@ def test_watchdog_releases_and_exits_when_the_main_thread_hangs(aws: Aws) -> Non
     run = worker(
         aws,
         FakeEngine(hook=hang),
-        settings(aws, max_runtime_s=0.2, stop_grace_s=0.0, shutdown_on_exit=True),
+        # 1 s: the first receive (moto, a loaded CI box) must come back before the deadline.
+        settings(aws, max_runtime_s=1.0, stop_grace_s=0.0, shutdown_on_exit=True),
         shutdown=lambda: shutdowns.append(True),
         hard_exit=hard_exit,
         watchdog_slack_s=0.2,

@@ -52,6 +52,7 @@ UNSUPPORTED_BY_MOTO = {
     "AWS::CloudWatch::Alarm",
     "AWS::Lambda::EventInvokeConfig",
     "AWS::Logs::MetricFilter",
+    "AWS::S3::BucketPolicy",
     "AWS::SNS::Subscription",
     "AWS::SNS::TopicPolicy",
     "AWS::SQS::QueuePolicy",
@@ -344,15 +345,31 @@ def router_services(endpoint: str, stack: str) -> set[str]:
     return services
 
 
-def assert_router_subnets_reach_its_services(endpoint: str, stack: str, out: dict[str, str]) -> None:
+def assert_router_subnets_reach_its_services(
+    rehearsal: Rehearsal, out: dict[str, str], subnets: list[str]
+) -> None:
+    endpoint, stack = rehearsal.endpoint, rehearsal.names["stack"]
     ec2 = client(endpoint, "ec2")
     services = router_services(endpoint, stack)
     assert {"s3", "sqs", "dynamodb", "ssm", "events"} <= services
+    # moto keeps the subnet associations CloudFormation creates apart from the route tables it
+    # describes, so each subnet's table is read from the deployed template's association (by
+    # logical id) and everything else (routes, endpoints, the NAT) from moto.
+    deployed = json.loads((rehearsal.build_dir / "template.yaml").read_text())
+    summaries = client(endpoint, "cloudformation").list_stack_resources(StackName=stack)[
+        "StackResourceSummaries"
+    ]
+    physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in summaries}
+    logical = {v: k for k, v in physical.items()}
+    association = {
+        r["Properties"]["SubnetId"]["Ref"]: r["Properties"]["RouteTableId"]["Ref"]
+        for r in deployed["Resources"].values()
+        if r["Type"] == "AWS::EC2::SubnetRouteTableAssociation"
+    }
 
     def route_table(subnet: str) -> dict[str, Any]:
-        (table,) = ec2.describe_route_tables(
-            Filters=[{"Name": "association.subnet-id", "Values": [subnet]}]
-        )["RouteTables"]
+        table_id = physical[association[logical[subnet]]]
+        (table,) = ec2.describe_route_tables(RouteTableIds=[table_id])["RouteTables"]
         return dict(table)
 
     def default_route(table: dict[str, Any]) -> dict[str, Any]:
@@ -360,21 +377,23 @@ def assert_router_subnets_reach_its_services(endpoint: str, stack: str, out: dic
         return dict(route)
 
     endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [out["VpcId"]]}])
-    for subnet in out["PrivateSubnetIds"].split(","):
+    assert sorted(subnets) == sorted(out["PrivateSubnetIds"].split(","))
+    for subnet in subnets:
         table = route_table(subnet)
         gateways = {
             e["ServiceName"].rsplit(".", 1)[-1]
             for e in endpoints["VpcEndpoints"]
             if e["VpcEndpointType"] == "Gateway" and table["RouteTableId"] in e["RouteTableIds"]
         }
+        # S3 and DynamoDB through the gateway endpoints; the rest (SQS, SSM, EventBridge, and
+        # webhooks) through the NAT gateway, which sits in a subnet routed to the internet.
         assert {"s3", "dynamodb"} <= gateways
         (nat,) = ec2.describe_nat_gateways(NatGatewayIds=[default_route(table)["NatGatewayId"]])[
             "NatGateways"
         ]
-        # The NAT sits in a public subnet: its own default route goes to an internet gateway.
+        assert nat["State"] == "available"
         assert default_route(route_table(nat["SubnetId"]))["GatewayId"].startswith("igw-")
-        assert all(s in gateways or nat for s in services)
-        # ... and the private subnet itself has no internet gateway route (nothing comes in).
+        # The private subnet itself has no internet gateway route: nothing comes in.
         assert not any(str(r.get("GatewayId", "")).startswith("igw-") for r in table["Routes"])
 
 
@@ -463,7 +482,10 @@ def test_every_step_in_order_against_moto(rehearsal: Rehearsal) -> None:
     # Every output a script reads exists in the deployed stack (ServerInstanceProfileName too).
     assert outputs_the_scripts_read() <= set(out)
     assert_router_reaches_the_server_privately(rehearsal.endpoint, out, values)
-    assert_router_subnets_reach_its_services(rehearsal.endpoint, rehearsal.names["stack"], out)
+    function = client(rehearsal.endpoint, "lambda").get_function_configuration(
+        FunctionName=out["RouterFunctionArn"]
+    )
+    assert_router_subnets_reach_its_services(rehearsal, out, function["VpcConfig"]["SubnetIds"])
     assert_an_alarm_for_each_dead_letter_queue(rehearsal.build_dir, rehearsal.endpoint, out)
     # The smoke chunk went through the real router handler into the stack's work queue.
     (routed,) = rehearsal.routed

@@ -6,7 +6,9 @@ sample), real decoding; only the model is a fake that holds each batch until rel
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,9 +21,10 @@ from fastapi.testclient import TestClient
 
 from server.admission import AudioBudget
 from server.app import create_app
+from server.inference import InferenceWorker
 from server.runtime import Runtime
 from server.settings import MIB, ServerSettings
-from server.transcription import decode_cap_s
+from server.transcription import decode_cap_s, transcribe
 from tests.server.conftest import AUTH, BlockingTranscriber, make_settings
 from transcript_contracts.errors import SettingsError
 from transcript_contracts.settings import load_settings
@@ -176,6 +179,44 @@ def test_a_header_that_under_declares_is_decoded_again_within_the_budget(
     assert response.status_code == 200, response.text
     assert response.json()["duration"] == pytest.approx(SECONDS, abs=0.1)
     assert budget.peak <= budget.capacity
+
+
+def test_a_cancelled_request_holds_its_share_until_its_decode_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import whisper_engine.audio
+
+    decoding, finish = threading.Event(), threading.Event()
+
+    def slow_decode(source: object, *, max_duration_s: float) -> np.ndarray:
+        decoding.set()
+        finish.wait(10)
+        return np.zeros(16_000, dtype=np.float32)
+
+    monkeypatch.setattr(whisper_engine.audio, "probe_duration", lambda source: 10.0)
+    monkeypatch.setattr(whisper_engine.audio, "decode_audio", slow_decode)
+    runtime = Runtime(make_settings(max_audio_seconds=MAX_AUDIO_S, max_decoded_audio_mb=BUDGET_MB))
+    worker = InferenceWorker(
+        BlockingTranscriber(), max_batch=1, max_wait_s=0, max_pending=4, max_decoded_bytes=MIB * 16
+    )
+    runtime.worker = worker
+
+    async def scenario() -> None:
+        request = asyncio.ensure_future(transcribe(runtime, b"audio", "en"))
+        await asyncio.to_thread(decoding.wait, 10)
+        request.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await request
+        # The thread still decodes: its memory is still counted.
+        assert worker.budget.used == 2 * decode_cap_s(10.0, MAX_AUDIO_S) * 16_000 * 4
+        finish.set()
+        for _ in range(200):
+            if worker.budget.used == 0:
+                break
+            await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    assert worker.budget.used == 0
 
 
 def test_decode_cap_follows_the_declared_duration() -> None:

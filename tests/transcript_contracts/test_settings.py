@@ -25,6 +25,11 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+def set_env(monkeypatch: pytest.MonkeyPatch, values: dict[str, str]) -> None:
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+
+
 def example_names() -> set[str]:
     return set(re.findall(r"^([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), re.M))
 
@@ -156,15 +161,17 @@ def test_empty_api_key_in_dotenv_lets_the_router_read_ssm(monkeypatch: pytest.Mo
 
 
 def test_empty_api_key_alone_is_reported_missing(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {
-        "BUCKET_NAME": "bucket",
-        "QUEUE_URL": "q",
-        "IDEMPOTENCY_TABLE": "t",
-        "SERVER_URL": "http://10.0.0.1:8000",
-        "API_KEY": "",
-        "API_KEY_PARAMETER": "",
-    }.items():
-        monkeypatch.setenv(name, value)
+    set_env(
+        monkeypatch,
+        {
+            "BUCKET_NAME": "bucket",
+            "QUEUE_URL": "q",
+            "IDEMPOTENCY_TABLE": "t",
+            "SERVER_URL": "http://10.0.0.1:8000",
+            "API_KEY": "",
+            "API_KEY_PARAMETER": "",
+        },
+    )
     with pytest.raises(SettingsError, match="API_KEY or API_KEY_PARAMETER"):
         load_settings(RouterSettings)
 
@@ -180,17 +187,19 @@ def test_empty_api_key_lets_the_server_start_from_ssm(monkeypatch: pytest.Monkey
 
 
 def test_empty_worker_values_take_their_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {
-        "BUCKET_NAME": "bucket",
-        "QUEUE_URL": "q",
-        "LANGUAGE": "",
-        "MODEL_ID": "",
-        "WORKER_BATCH_SIZE": "",
-        "WEBHOOK_URL": "https://hooks.example/t",
-        "WEBHOOK_SECRET": "",
-        "WEBHOOK_SECRET_PARAMETER": "/transcription/webhook-secret",
-    }.items():
-        monkeypatch.setenv(name, value)
+    set_env(
+        monkeypatch,
+        {
+            "BUCKET_NAME": "bucket",
+            "QUEUE_URL": "q",
+            "LANGUAGE": "",
+            "MODEL_ID": "",
+            "WORKER_BATCH_SIZE": "",
+            "WEBHOOK_URL": "https://hooks.example/t",
+            "WEBHOOK_SECRET": "",
+            "WEBHOOK_SECRET_PARAMETER": "/transcription/webhook-secret",
+        },
+    )
     worker = load_settings(WorkerSettings)
     assert (worker.language, worker.model_id, worker.worker_batch_size) == ("sv", None, 10)
     assert worker.webhook_secret is None
