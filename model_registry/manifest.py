@@ -20,6 +20,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from model_registry.errors import ManifestError, PublishError
 from model_registry.uri import check_name, check_version
+from transcript_contracts.language import is_language_code
+from transcript_contracts.validation import describe_validation_error
 
 MANIFEST_SCHEMA_VERSION: Final = 1
 HASH_CHUNK_BYTES: Final = 8 * 1024 * 1024
@@ -30,7 +32,6 @@ CONVERSION_MARKER: Final = ".conversion-complete.json"
 
 _PATH_SEGMENT_RE: Final = re.compile(r"^[A-Za-z0-9_.+-]{1,255}$")
 _SHA256_RE: Final = re.compile(r"^[0-9a-f]{64}$")
-_LANGUAGE_RE: Final = re.compile(r"^[a-z]{2,3}$")
 _WEIGHT_FILES: Final = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 
 
@@ -54,8 +55,13 @@ def _sha256(value: str) -> str:
     return value
 
 
+def _is_model_language(code: str) -> bool:
+    # A model speaks concrete languages; "auto" is a request setting, never a model language.
+    return code != "auto" and is_language_code(code)
+
+
 def _language(value: str) -> str:
-    if not _LANGUAGE_RE.match(value):
+    if not _is_model_language(value):
         raise ValueError(f"{value!r} is not an ISO 639-1/-3 language code")
     return value
 
@@ -127,10 +133,7 @@ class ModelManifest(BaseModel):
         try:
             return cls.model_validate_json(raw)
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or 'manifest'}: {e['msg']}"
-                for e in exc.errors()[:5]
-            )
+            problems = describe_validation_error(exc, root="manifest")
             raise ManifestError(f"{what} is not a valid model manifest: {problems}") from exc
 
 
@@ -212,7 +215,7 @@ def detected_languages(directory: Path) -> list[str]:
         {
             token.strip("<|>")
             for token in (generation.get("lang_to_id") or {})
-            if _LANGUAGE_RE.match(token.strip("<|>"))
+            if _is_model_language(token.strip("<|>"))
         }
     )
     if codes:

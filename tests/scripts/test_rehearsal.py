@@ -489,7 +489,7 @@ def test_every_step_in_order_against_moto(rehearsal: Rehearsal) -> None:
     assert_an_alarm_for_each_dead_letter_queue(rehearsal.build_dir, rehearsal.endpoint, out)
     # The smoke chunk went through the real router handler into the stack's work queue.
     (routed,) = rehearsal.routed
-    assert routed["route"] == "queued", routed
+    assert routed["status"] == "queued" and routed["message_id"], routed
     assert values["BATCH_INSTANCE_TAG"] == out["BatchInstanceTag"]
 
     before = snapshot(rehearsal)

@@ -1,10 +1,15 @@
 """The engine end to end on the real offline model (Whisper base) and espeak-ng speech.
 
-WER bounds were measured on this machine (Whisper base, espeak-ng voices, greedy, CPU):
-English 0.00 (wav) and 0.15 (mp3: the first words of the lossy copy come out wrong); Swedish
-0.53 (wav) and 0.60 (mp3). espeak's Swedish voice is hard for Whisper base. The bounds leave
-margin for other CPUs' float rounding, not for failures in kind (a loop, a dropped window or
-the wrong language gives a WER near or above 1).
+WER bounds were measured on this machine (Whisper base, espeak-ng 1.51 voices, greedy, CPU,
+1 and 2 torch threads alike; issue 18): English 0.00 (wav) and 0.15 (mp3: the first words of
+the lossy copy come out wrong); Swedish 0.425 (wav) and 0.675 (mp3). The same weights in
+faster-whisper (the original CTranslate2 model, greedy) give Swedish 0.425-0.575 (wav) and
+0.475-0.625 (mp3) with and without its VAD: espeak's Swedish voice is hard for Whisper base and
+a few flipped words move the rate by 0.05-0.15. The bounds sit about 0.075 above the worst of
+those, and well below failures in kind: English audio decoded as Swedish gives 1.12, this
+Swedish audio decoded as English 1.00, or auto-detected (as Latin) 0.925; a loop or a dropped
+window gives a WER near or above 1. Reproduce: ``pytest tests/whisper_engine/test_engine.py
+-k wer_within -s`` prints each measured rate.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ from whisper_engine.errors import (
 pytestmark = pytest.mark.slow
 
 ENGLISH_MAX_WER = 0.25
-SWEDISH_MAX_WER = 0.8
+# Per container: the lossy mp3 copy loses a few more Swedish words (see the module docstring).
+SWEDISH_MAX_WER = {"wav": 0.65, "mp3": 0.75}
 
 
 def _silence(seconds: float) -> np.ndarray:
@@ -36,7 +42,10 @@ def _silence(seconds: float) -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("voice", "text", "bound"),
-    [("en", ENGLISH_TEXT, ENGLISH_MAX_WER), ("sv", SWEDISH_TEXT, SWEDISH_MAX_WER)],
+    [
+        ("en", ENGLISH_TEXT, {"wav": ENGLISH_MAX_WER, "mp3": ENGLISH_MAX_WER}),
+        ("sv", SWEDISH_TEXT, SWEDISH_MAX_WER),
+    ],
 )
 def test_wer_within_bound_for_wav_and_mp3(
     engine: Any,
@@ -45,12 +54,14 @@ def test_wer_within_bound_for_wav_and_mp3(
     tmp_path: Path,
     voice: str,
     text: str,
-    bound: float,
+    bound: dict[str, float],
 ) -> None:
     speech = english_speech if voice == "en" else swedish_speech
     for ext in ("wav", "mp3"):
         result = engine.transcribe(encode(speech, tmp_path / f"speech.{ext}"), language=voice)
-        assert wer(text, result.text) <= bound, (ext, result.text)
+        rate = wer(text, result.text)
+        print(f"WER {voice} {ext}: {rate:.3f} (bound {bound[ext]})")
+        assert rate <= bound[ext], (ext, rate, result.text)
         assert result.language == voice
         assert result.duration_s == pytest.approx(speech.shape[0] / SAMPLE_RATE, abs=0.1)
         assert result.timings.decode_s > 0
