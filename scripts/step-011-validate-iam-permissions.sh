@@ -31,10 +31,11 @@ else
   roles="$(stack_resources AWS::IAM::Role)"
   count=0
   for role in $roles; do
-    aws_lookup 'NoSuchEntity' iam get-role --role-name "$role" --query Role.Arn --output text ||
-      die "IAM role $role of stack $STACK_NAME does not exist: re-deploy with step-340."
+    # Listing a missing role's policies fails with NoSuchEntity: existence and policy names in
+    # one call. Standalone AWS::IAM::Policy resources are inline policies of the roles they name.
     aws_lookup 'NoSuchEntity' iam list-role-policies --role-name "$role" \
-      --query PolicyNames --output text || true
+      --query PolicyNames --output text ||
+      die "IAM role $role of stack $STACK_NAME does not exist: re-deploy with step-340."
     for policy in $AWS_OUT; do
       [[ $policy == None ]] && continue
       aws_lookup 'NoSuchEntity' iam get-role-policy --role-name "$role" --policy-name "$policy" \

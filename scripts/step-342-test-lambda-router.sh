@@ -91,6 +91,6 @@ while :; do
     done
     die "no transcript for s3://$BUCKET_NAME/$audio_key within ${timeout_s}s${detail}: see the router's logs (queued chunks wait for the batch worker; --allow-queued accepts that)."
   fi
-  sleep 3
+  sleep 1
 done
 next_step step-999-teardown.sh

@@ -20,8 +20,9 @@ from server.routes import health, metrics, openai, transcribe, transcribe_s3
 from server.runtime import Runtime
 from server.schemas import ErrorOut
 
+# 502: an input could not be fetched (S3 or URL failed for a reason outside the request).
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 413, 415, 422, 503)
+    code: {"model": ErrorOut} for code in (400, 401, 413, 415, 422, 502, 503)
 }
 _DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json")
 

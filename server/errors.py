@@ -44,6 +44,12 @@ class ForbiddenInputError(ApiError):
     status, code = 400, "input_not_allowed"
 
 
+class ConflictError(ApiError):
+    """What the request would create exists already but cannot be used as the answer."""
+
+    status, code = 409, "conflict"
+
+
 class PayloadTooLargeError(ApiError):
     status, code = 413, "payload_too_large"
 

@@ -9,11 +9,18 @@ bytes of decoded audio in flight (MAX_DECODED_AUDIO_MB). A request is admitted b
 reserving what its decode may hold (a small, highly compressed file can decode to hundreds of
 MB); the reservation shrinks to the real array once decoded and is released when the model is
 done with it, so hostile small uploads cannot push the server out of memory.
+
+Queued work (the drainer, ``server/drainer.py``) goes through the same thread in batches of its
+own, taken only when no direct request waits: a direct request waits behind at most the one
+queued batch already running. Queued work is outside both bounds (it never makes /health say
+busy); the drainer bounds it itself (DRAIN_BATCH_SIZE chunks at a time).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import concurrent.futures
 import logging
 import queue
 import threading
@@ -22,9 +29,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from chunk_job.engine import transcribe_each
 from server.admission import AudioBudget, Ticket
 from server.errors import ServerBusyError
-from whisper_engine.errors import WhisperEngineError
+from whisper_engine.errors import TranscriptionError, WhisperEngineError
 from whisper_engine.results import TranscriptionResult
 
 if TYPE_CHECKING:
@@ -57,16 +65,19 @@ class Transcriber(Protocol):
 class _Job:
     samples: NDArray[np.float32]
     language: str | None
-    future: asyncio.Future[TranscriptionResult]
-    loop: asyncio.AbstractEventLoop
-    ticket: Ticket
+    # A direct request awaits an asyncio future on its event loop; queued work (the drainer's
+    # thread) a concurrent one, with no loop and no budget ticket.
+    future: asyncio.Future[TranscriptionResult] | concurrent.futures.Future[TranscriptionResult]
+    loop: asyncio.AbstractEventLoop | None
+    ticket: Ticket | None
     enqueued: float = field(default_factory=time.perf_counter)
 
     def done(self) -> None:
         """Drop the audio, then give its bytes back to the budget (never the other way round)."""
         if hasattr(self, "samples"):
             del self.samples
-        self.ticket.release()
+        if self.ticket is not None:
+            self.ticket.release()
 
 
 BatchObserver = Callable[[int], None]
@@ -88,6 +99,8 @@ class InferenceWorker:
         self.max_wait_s = max_wait_s
         self.budget = AudioBudget(max_decoded_bytes)
         self._queue: queue.Queue[_Job] = queue.Queue(maxsize=max_pending)
+        self._queued_work: collections.deque[_Job] = collections.deque()
+        self._queued_work_lock = threading.Lock()
         self._in_flight = 0
         self._stop = threading.Event()
         self._on_batch = on_batch
@@ -100,6 +113,11 @@ class InferenceWorker:
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()
         self._thread.join(timeout_s)
+        # Queued work never started: its waiter (the drainer) gets an error, not a hang.
+        while jobs := self._take_queued_work():
+            for job in jobs:
+                _settle(job, error=TranscriptionError("the server is stopping"))
+                job.done()
 
     @property
     def alive(self) -> bool:
@@ -109,6 +127,12 @@ class InferenceWorker:
     def depth(self) -> int:
         """Jobs waiting plus jobs in the batch being run."""
         return self._queue.qsize() + self._in_flight
+
+    @property
+    def direct_idle(self) -> bool:
+        """No direct request is waiting, decoding or being transcribed: the drainer may take
+        queued work."""
+        return self._queue.empty() and self.budget.used == 0
 
     @property
     def busy_reason(self) -> str | None:
@@ -152,19 +176,49 @@ class InferenceWorker:
     ) -> asyncio.Future[TranscriptionResult]:
         """Queue decoded audio; the ticket is the worker's from here on (released when done)."""
         loop = asyncio.get_running_loop()
-        job = _Job(samples, language, loop.create_future(), loop, ticket)
+        future: asyncio.Future[TranscriptionResult] = loop.create_future()
+        job = _Job(samples, language, future, loop, ticket)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
             job.done()
             raise self._busy() from None
-        return job.future
+        return future
+
+    def transcribe_queued(
+        self, audios: Sequence[NDArray[np.float32]], languages: Sequence[str | None]
+    ) -> list[TranscriptionResult | WhisperEngineError]:
+        """Queued work, from the drainer's thread: run in batches of its own whenever no direct
+        request waits; blocks until every chunk has its result or engine error. Any other
+        failure (a bug, out of memory) is raised."""
+        jobs = [
+            _Job(samples, language, concurrent.futures.Future(), None, None)
+            for samples, language in zip(audios, languages, strict=True)
+        ]
+        with self._queued_work_lock:
+            self._queued_work.extend(jobs)
+        out: list[TranscriptionResult | WhisperEngineError] = []
+        for job in jobs:
+            error = job.future.exception()
+            if error is None:
+                out.append(job.future.result())
+            elif isinstance(error, WhisperEngineError):
+                out.append(error)
+            else:
+                raise error
+        return out
+
+    def _take_queued_work(self) -> list[_Job]:
+        with self._queued_work_lock:
+            count = min(self.max_batch, len(self._queued_work))
+            return [self._queued_work.popleft() for _ in range(count)]
 
     def _take_batch(self) -> list[_Job]:
         try:
-            first = self._queue.get(timeout=0.2)
+            # Direct requests first: queued work only when none is waiting.
+            first = self._queue.get_nowait() if self._queued_work else self._queue.get(timeout=0.2)
         except queue.Empty:
-            return []
+            return self._take_queued_work()
         batch = [first]
         deadline = time.monotonic() + self.max_wait_s
         while len(batch) < self.max_batch:
@@ -201,18 +255,10 @@ class InferenceWorker:
 
     def _run_batch(self, batch: list[_Job]) -> None:
         try:
-            results = self.engine.transcribe_many(
-                [j.samples for j in batch], language=[j.language for j in batch]
+            # One bad job must not fail its neighbours: a failed batch is rerun one by one.
+            outcomes = transcribe_each(
+                self.engine, [j.samples for j in batch], [j.language for j in batch]
             )
-        except WhisperEngineError as exc:
-            if len(batch) == 1:
-                _settle(batch[0], error=exc)
-                return
-            # One bad job must not fail its neighbours: run them one by one.
-            logger.warning("batch of %d failed (%s); retrying one by one", len(batch), exc)
-            for job in batch:
-                self._run_batch([job])
-            return
         except BaseException as exc:
             # An unexpected failure (a bug, out of memory) reaches every waiter as itself, and
             # the worker keeps serving; the server's error mapping turns it into a 500.
@@ -222,8 +268,11 @@ class InferenceWorker:
             if not isinstance(exc, Exception):
                 raise
             return
-        for job, result in zip(batch, results, strict=True):
-            _settle(job, result=result)
+        for job, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, WhisperEngineError):
+                _settle(job, error=outcome)
+            else:
+                _settle(job, result=outcome)
 
 
 def _settle(
@@ -237,4 +286,7 @@ def _settle(
         elif result is not None:
             job.future.set_result(result)
 
-    job.loop.call_soon_threadsafe(apply)
+    if job.loop is None:
+        apply()  # queued work: a thread-safe future, its waiter is a plain thread
+    else:
+        job.loop.call_soon_threadsafe(apply)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from server.errors import ServerKeyError
 from server.settings import ServerSettings
 from transcript_contracts.errors import SettingsError
+from transcript_contracts.log_safety import cap_secret_bearing_loggers
 from transcript_contracts.settings import load_settings
 
 logger = logging.getLogger(__name__)
@@ -52,4 +53,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    cap_secret_bearing_loggers()
     return serve(args.host, args.port)

@@ -27,9 +27,12 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_ssm import SSMClient
 
+    from server.drainer import Drainer
+
 logger = logging.getLogger(__name__)
 
 EngineLoader = Callable[[ServerSettings], Transcriber]
+DrainerFactory = Callable[["Runtime"], "Drainer | None"]
 
 
 def load_engine(settings: ServerSettings) -> Transcriber:
@@ -43,10 +46,20 @@ def load_engine(settings: ServerSettings) -> Transcriber:
     )
 
 
-def default_s3_client() -> S3Client:
+def default_s3_client(settings: ServerSettings) -> S3Client:
+    """S3 for input (/transcribe-s3, the drainer) and transcripts: connect and read timeouts
+    within FETCH_TIMEOUT_S (the fetch adds its overall deadline)."""
     import boto3
 
-    return boto3.client("s3")
+    from chunk_job.fetch import s3_config
+
+    return boto3.client("s3", config=s3_config(settings.fetch_timeout_s))
+
+
+def default_drainer(runtime: Runtime) -> Drainer | None:
+    from server.drainer import build_drainer
+
+    return build_drainer(runtime)
 
 
 def default_ssm_client() -> SSMClient:
@@ -59,7 +72,10 @@ def default_ssm_client() -> SSMClient:
 class Runtime:
     settings: ServerSettings
     engine_loader: EngineLoader = load_engine
-    s3_factory: Callable[[], S3Client] = default_s3_client
+    s3_factory: Callable[[ServerSettings], S3Client] = default_s3_client
+    # The queue drainer, built once the model is loaded (None: QUEUE_URL unset or switched off).
+    drainer_factory: DrainerFactory = default_drainer
+    drainer: Drainer | None = None
     ssm_factory: Callable[[], SSMClient] = default_ssm_client
     resolver: Resolver = system_resolver
     url_transport: httpx.BaseTransport | None = None
@@ -86,7 +102,7 @@ class Runtime:
     @property
     def s3(self) -> S3Client:
         if self._s3 is None:
-            self._s3 = self.s3_factory()
+            self._s3 = self.s3_factory(self.settings)
         return self._s3
 
     def start(self) -> None:
@@ -133,8 +149,25 @@ class Runtime:
             engine.device,
             time.perf_counter() - started,
         )
+        self._start_drainer()
+
+    def _start_drainer(self) -> None:
+        from botocore.exceptions import BotoCoreError
+
+        try:
+            self.drainer = self.drainer_factory(self)
+        except BotoCoreError as exc:
+            # Direct requests are served without it; queued chunks wait for the batch worker.
+            logger.error("the queue drainer could not start: %s", exc)
+            return
+        if self.drainer is not None:
+            self.drainer.start()
 
     def stop(self) -> None:
+        if self.drainer is not None:
+            # First, while the inference worker can still finish the drainer's batch.
+            self.drainer.stop()
+            self.drainer = None
         if self.worker is not None:
             self.worker.stop()
         if self.engine is not None:

@@ -28,6 +28,48 @@ class TranscriptionOut(BaseModel):
     gpu_memory_used: int | None = None
 
 
+class VerboseSegmentOut(BaseModel):
+    """A segment of OpenAI's verbose_json; fields this engine has no value for are neutral."""
+
+    id: int
+    seek: int
+    start: float
+    end: float
+    text: str
+    tokens: list[int]
+    temperature: float
+    avg_logprob: float
+    compression_ratio: float
+    no_speech_prob: float
+
+
+class VerboseTranscriptionOut(BaseModel):
+    """``response_format=verbose_json`` (OpenAI's shape)."""
+
+    task: Literal["transcribe"]
+    language: str
+    duration: float
+    text: str
+    segments: list[VerboseSegmentOut]
+
+
+class OpenAITranscriptionOut(BaseModel):
+    """``response_format=json`` of the OpenAI-compatible route."""
+
+    text: str
+
+
+# The non-JSON answers of the upload routes (response_format text, srt, vtt), documented next
+# to the JSON ones so that clients and the schema checks know every content type they may get.
+_TEXT: dict[str, object] = {"schema": {"type": "string"}}
+TEXT_FORMAT_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {
+        "description": "json and verbose_json as JSON; text, srt and vtt as plain text",
+        "content": {"text/plain": _TEXT, "application/x-subrip": _TEXT, "text/vtt": _TEXT},
+    }
+}
+
+
 class S3TranscriptionOut(TranscriptionOut):
     s3_output_path: str | None = None
     written: bool = Field(False, description="True if this call wrote the output object")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, model_validator
 
+from server.drain_settings import DrainerSettings
 from transcript_contracts.settings import BucketName, EngineSettings, PrefixSettings
 
 MIB = 1024 * 1024
@@ -23,8 +24,8 @@ def decoded_bytes(seconds: float) -> int:
     return int(seconds * SAMPLE_RATE) * FLOAT32_BYTES
 
 
-class ServerSettings(EngineSettings, PrefixSettings):
-    """The transcription server (FastAPI)."""
+class ServerSettings(EngineSettings, PrefixSettings, DrainerSettings):
+    """The transcription server (FastAPI), and its queue drainer (DrainerSettings)."""
 
     host: str = Field("127.0.0.1", description="Address the server listens on (--host).")
     port: int = Field(8000, ge=1, le=65535, description="Port the server listens on (--port).")
@@ -87,6 +88,15 @@ class ServerSettings(EngineSettings, PrefixSettings):
     def _key_source(self) -> ServerSettings:
         if not (self.api_key or self.api_key_parameter):
             raise ValueError("set API_KEY or API_KEY_PARAMETER: the server never runs open")
+        return self
+
+    @model_validator(mode="after")
+    def _drainer_has_buckets(self) -> ServerSettings:
+        if self.drains and not self.allowed_buckets:
+            raise ValueError(
+                "QUEUE_URL is set (the queue drainer is on) but ALLOWED_BUCKETS is empty: set "
+                "the bucket(s) queued chunks come from, or DRAIN_ENABLED=false"
+            )
         return self
 
     @model_validator(mode="after")

@@ -27,6 +27,9 @@ SCHEMA_VERSION: Final = 1
 MAX_QUEUE_MESSAGE_BYTES: Final = 256 * 1024
 
 QueueReason = Literal["server_unhealthy", "retries_exhausted", "forced"]
+# Which path transcribed a chunk: the server on a direct request (the router's forward), the
+# server's queue drainer, or the batch worker (``smart-router status`` shows it).
+TranscribedBy = Literal["server-direct", "server-drainer", "worker"]
 
 
 def _session_id(value: str) -> str:
@@ -179,6 +182,8 @@ class ChunkTranscript(_Strict):
     # The registry version (v-<hash>) of the model, when it came from the model registry.
     # Left out of the JSON when unknown, so documents of local models keep their exact shape.
     model_version: ModelVersion = None
+    # Which path wrote it; absent in documents written before the field existed.
+    transcribed_by: TranscribedBy | None = Field(None, exclude_if=lambda value: value is None)
     duration_s: Seconds
     text: str
     segments: list[TranscriptSegment]

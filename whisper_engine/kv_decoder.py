@@ -218,6 +218,7 @@ class CachedDecoder:
             kv = layer.cross_kv(encoded).view(batch, frames, 2, heads, head_dim)
             keys, values = kv.to(attention).permute(2, 0, 3, 1, 4).unbind(0)
             self.cross.append((keys.contiguous(), values.contiguous()))
+        self.alignment_keys = self._alignment_keys()
         shape = (len(weights.layers), 2, batch, heads, max_length, head_dim)
         self.cache = torch.empty(shape, dtype=attention, device=encoded.device)
         self.length = 0
@@ -231,6 +232,15 @@ class CachedDecoder:
         """Drop every row not in ``rows`` (indices into the current batch), e.g. finished ones."""
         self.cache = self.cache.index_select(2, rows)
         self.cross = [(k.index_select(0, rows), v.index_select(0, rows)) for k, v in self.cross]
+        self.alignment_keys = {i: k.index_select(0, rows) for i, k in self.alignment_keys.items()}
+
+    def _alignment_keys(self) -> dict[int, torch.Tensor]:
+        """The alignment heads' encoder keys, transposed once per batch: (batch, heads, dim,
+        frames) per layer, so a step's scores are one small batched product."""
+        return {
+            index: self.cross[index][0][:, heads].transpose(-1, -2).contiguous()
+            for index, heads in self.weights.alignment_heads.items()
+        }
 
     def step(
         self, ids: torch.Tensor, *, alignment: bool = False
@@ -274,9 +284,9 @@ class CachedDecoder:
             query = layer.cross_q(x).view(batch, count, heads, head_dim).transpose(1, 2)
             query = (query * scaling).to(attention)
             keys, values = self.cross[index]
-            if alignment and index in w.alignment_heads:
+            if alignment and index in self.alignment_keys:
                 chosen = w.alignment_heads[index]
-                scores.append(query[:, chosen] @ keys[:, chosen].transpose(-1, -2))
+                scores.append(query[:, chosen] @ self.alignment_keys[index])
             attended = F.scaled_dot_product_attention(query, keys, values, scale=1.0).to(w.dtype)
             hidden = hidden + layer.cross_out(attended.transpose(1, 2).reshape(batch, count, -1))
 

@@ -9,14 +9,24 @@ from fastapi.responses import JSONResponse
 
 from server import responses
 from server.dependencies import Authorized, RuntimeDep, read_upload
-from server.schemas import ResponseFormat
+from server.schemas import (
+    TEXT_FORMAT_RESPONSES,
+    OpenAITranscriptionOut,
+    ResponseFormat,
+    VerboseTranscriptionOut,
+)
 from server.transcription import transcribe
 from transcript_contracts.language import LANGUAGE_PATTERN
 
 router = APIRouter(dependencies=[Authorized])
 
 
-@router.post("/v1/audio/transcriptions", summary="OpenAI-compatible transcription")
+@router.post(
+    "/v1/audio/transcriptions",
+    summary="OpenAI-compatible transcription",
+    response_model=OpenAITranscriptionOut | VerboseTranscriptionOut,
+    responses=TEXT_FORMAT_RESPONSES,
+)
 async def openai_transcriptions(
     rt: RuntimeDep,
     file: Annotated[UploadFile, File()],

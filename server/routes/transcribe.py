@@ -10,7 +10,13 @@ from fastapi.responses import JSONResponse
 
 from server import responses
 from server.dependencies import Authorized, RuntimeDep, read_upload
-from server.schemas import ResponseFormat, TranscribeUrlIn, TranscriptionOut
+from server.schemas import (
+    TEXT_FORMAT_RESPONSES,
+    ResponseFormat,
+    TranscribeUrlIn,
+    TranscriptionOut,
+    VerboseTranscriptionOut,
+)
 from server.transcription import transcribe as run_transcription
 from server.url_fetch import fetch_url
 from transcript_contracts.language import LANGUAGE_PATTERN
@@ -18,7 +24,11 @@ from transcript_contracts.language import LANGUAGE_PATTERN
 router = APIRouter(dependencies=[Authorized])
 
 
-@router.post("/transcribe", response_model=TranscriptionOut)
+@router.post(
+    "/transcribe",
+    response_model=TranscriptionOut | VerboseTranscriptionOut,
+    responses=TEXT_FORMAT_RESPONSES,
+)
 async def transcribe(
     rt: RuntimeDep,
     audio: Annotated[UploadFile, File(description="the audio file")],

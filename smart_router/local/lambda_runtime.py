@@ -16,6 +16,7 @@ import random
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -225,6 +226,21 @@ def redirect_router_output(log: IO[str]) -> contextlib.ExitStack:
     threads, so a log line's Powertools keys may come from a neighbouring invocation."""
     stack = contextlib.ExitStack()
     stack.enter_context(contextlib.redirect_stdout(log))
+    # Powertools warns on stderr when an invocation published no metric (a skipped duplicate):
+    # in Lambda that lands in the function's log, so here it goes to the router's log too.
+    stack.enter_context(warnings.catch_warnings())
+
+    def _to_log(
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: IO[str] | None = None,
+        line: str | None = None,
+    ) -> None:
+        log.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+    warnings.showwarning = _to_log
     for handler in logging.getLogger("router").handlers:
         if isinstance(handler, logging.StreamHandler):
             previous = handler.setStream(log)

@@ -12,11 +12,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from batch_worker import fetch
 from batch_worker.errors import ImdsError
 from batch_worker.settings import WorkerSettings
 from batch_worker.spot import ImdsClient, SpotNotice, SpotWatcher
 from batch_worker.worker import EXIT_HARD_DEADLINE, EXIT_OK, SPOT_SAFETY_S
+from chunk_job.audio import decode
 from tests.batch_worker.support import (
     Aws,
     FakeEngine,
@@ -87,7 +87,7 @@ def test_notice_mid_batch_releases_in_flight_then_a_second_worker_finishes(
         # The notice arrives while the batch is being downloaded and decoded.
         imds.arm(datetime.now(UTC) + timedelta(minutes=2))
         assert run_holder[0].stop.wait(5), "the watcher never saw the notice"
-        return fetch.decode(path, max_s)
+        return decode(path, max_s)
 
     engine = FakeEngine()
     shutdowns: list[bool] = []

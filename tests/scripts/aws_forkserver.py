@@ -77,9 +77,15 @@ def serve(path: str) -> None:
     from awscli.clidriver import create_clidriver
 
     driver = create_clidriver()
-    driver._get_command_table()  # noqa: SLF001 - built once, inherited by every child
+    commands = driver._get_command_table()  # noqa: SLF001 - built once, inherited by every child
     for service in SERVICES:
-        driver.session.get_service_model(service)
+        # Parsers, service models, endpoint rules: what each call would otherwise load again.
+        commands["s3api" if service == "s3" else service]._get_command_table()  # noqa: SLF001
+        driver.session.create_client(
+            service, region_name="us-east-1", endpoint_url="http://127.0.0.1:1"
+        )
+    # Credentials are each call's own (its environment), never the warm-up's.
+    driver.session._credentials = None  # noqa: SLF001
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(64)

@@ -51,7 +51,8 @@ def _free_port() -> int:
 def moto_endpoint() -> Iterator[str]:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, str(Path(__file__).with_name("moto_fixups.py")), "-H", "127.0.0.1",
+         "-p", str(port)],  # fmt: skip
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

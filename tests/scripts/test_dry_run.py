@@ -5,6 +5,7 @@ failures, each one sentence with a non-zero exit."""
 from __future__ import annotations
 
 import json
+import shlex
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +33,10 @@ def offline(tmp_path: Path) -> Steps:
         "ROUTER_FUNCTION_ARN=arn:aws:lambda:eu-north-1:123456789012:function:router",
         "--set",
         "QUEUE_URL=https://sqs.eu-north-1.amazonaws.com/123456789012/q",
+        "--set",
+        "SERVER_INSTANCE_ID=i-0123456789abcdef0",
+        "--set",
+        "WEBHOOK_SECRET_PARAMETER=/transcription/webhook-secret",
     )
     return runner
 
@@ -57,10 +62,15 @@ def test_340_prints_sam_build_and_deploy_with_parameters(offline: Steps) -> None
         "ApiKeyParameterName=/transcription/api-key",
         "WorkerImageRepository=smart-transcription-server",
         "InstanceTypes=g4dn.xlarge",
-        "ServerIngressCidr=10.0.0.0/16",
+        "VpcCidr=10.42.0.0/16",
+        "WebhookSecretParameterName=/transcription/webhook-secret",
+        "MonthlyBudgetUsd=100",
+        "QueueAgeAlarmSeconds=93600",
+        "LogRetentionDays=30",
     ):
         assert part in deploy
-    assert "ServerUrl=http://10.0.0.5:8000" in deploy  # recorded by step-320
+    # The router's SERVER_URL is the stack's own private address: nothing in .env reaches it.
+    assert "ServerUrl=" not in deploy and "ServerIngressCidr" not in deploy
     assert not offline.env_file.with_name("template.yaml").exists()
 
 
@@ -85,11 +95,31 @@ def test_312_313_print_docker_build_login_and_push(offline: Steps) -> None:
 def test_320_prints_a_locked_down_run_instances(offline: Steps) -> None:
     calls = dry(offline, "320")
     describe = next(c for c in calls if "ec2 describe-instances" in c)
-    assert "tag:Name,Values=transcription-server" in describe
+    assert "tag:SmartRouterRole,Values=smart-transcription-router-server" in describe
     run = next(c for c in calls if "ec2 run-instances" in c)
     assert "HttpTokens=required" in run and "HttpPutResponseHopLimit=1" in run
     assert "--instance-type g4dn.xlarge" in run and "Encrypted=true" in run
+    # On the stack's private interface: no subnet, group or public-address flag to get wrong.
+    words = shlex.split(run.removeprefix("DRY-RUN: "))
+    flags = dict(zip(words, words[1:], strict=False))
+    assert flags["--network-interfaces"] == (
+        "NetworkInterfaceId=<ServerNetworkInterfaceId>,DeviceIndex=0"
+    )
+    assert flags["--iam-instance-profile"] == "Name=<ServerInstanceProfileName>"
+    for flag in ("--associate-public-ip-address", "--subnet-id", "--security-group-ids", "--key-name"):
+        assert flag not in words
+    assert "{Key=SmartRouterRole,Value=smart-transcription-router-server}" in flags[
+        "--tag-specifications"
+    ]
     assert any("ec2 wait instance-running" in c for c in calls)
+
+
+def test_320_never_asks_for_a_public_address() -> None:
+    from tests.scripts.conftest import SCRIPTS
+
+    text = (SCRIPTS / "step-320-fast-api-launch-gpu-instances.sh").read_text()
+    assert "PublicIpAddress" not in text and "associate-public-ip-address" not in text
+    assert "awslogs-group" in text  # the server's logs leave the instance
 
 
 def test_999_prints_the_deletions_and_deletes_nothing(offline: Steps) -> None:
@@ -99,9 +129,14 @@ def test_999_prints_the_deletions_and_deletes_nothing(offline: Steps) -> None:
         "cloudformation delete-stack --stack-name smart-transcription-router",
         "ecr delete-repository --repository-name smart-transcription-server --force",
         "ssm delete-parameter --name /transcription/api-key",
-        "ec2 terminate-instances",
+        "ssm delete-parameter --name /transcription/webhook-secret",
     ):
         assert call in joined
+    terminated = [shlex.split(c)[-1] for c in calls if "ec2 terminate-instances" in c]
+    assert terminated == [
+        "<instances tagged SmartRouterRole=smart-transcription-router-batch-worker>",
+        "<instances tagged SmartRouterRole=smart-transcription-router-server>",
+    ]
     assert "s3 rb" not in joined and "delete-bucket" not in joined
     assert offline.values()["QUEUE_URL"]  # a dry run leaves .env alone
 
@@ -110,10 +145,22 @@ def test_other_steps_print_their_calls(offline: Steps) -> None:
     assert any("ssm put-parameter --cli-input-json file://" in c for c in dry(offline, "010"))
     assert any("ecr create-repository" in c for c in dry(offline, "301"))
     assert any("s3api put-object --bucket dry-bucket" in c for c in dry(offline, "342"))
-    assert any("curl" in c and "/health" in c for c in dry(offline, "326"))
-    calls = dry(offline, "330")
+    assert any("curl" in c and "/health" in c for c in dry(offline, "326", "--direct"))
+    calls = dry(offline, "330", "--direct")
     assert any("curl" in c and "/transcribe" in c for c in calls)
     assert not any("Bearer" in c for c in calls)
+
+
+def test_326_330_run_on_the_private_server_with_run_command(offline: Steps) -> None:
+    """The default path: SSM Run Command on SERVER_INSTANCE_ID (the server admits only the
+    router); the command itself is in a private file, never on the command line."""
+    for step in ("326", "330"):
+        calls = dry(offline, step)
+        (send,) = (c for c in calls if "ssm send-command" in c)
+        assert "--instance-ids i-0123456789abcdef0" in send
+        assert "--document-name AWS-RunShellScript" in send and "file://" in send
+        assert not any("curl" in c for c in calls)
+        assert not any("Bearer" in c or "get-parameter" in c for c in calls)
 
 
 # ------------------------------------------------------------------- prerequisites
@@ -213,13 +260,15 @@ def stub_url() -> Iterator[str]:
 
 def test_326_and_330_against_a_stub_server(offline: Steps, stub_url: str) -> None:
     extra = {"SERVER_URL": stub_url, "API_KEY": "stub-key"}
-    out = offline.ok("326", "--wait", "5", extra=extra)
+    out = offline.ok("326", "--direct", "--wait", "5", extra=extra)
     assert "gpu: true" in out and "model: whisper-base" in out
-    out = offline.ok("330", extra=extra)
+    out = offline.ok("330", "--direct", extra=extra)
     assert "without a key: 401" in out and "transcription: hej" in out
-    wrong = offline.run("330", extra={**extra, "API_KEY": "wrong"})
+    wrong = offline.run("330", "--direct", extra={**extra, "API_KEY": "wrong"})
     assert wrong.returncode == 1 and "answered 401" in wrong.stderr
     _Stub.gpu = False
-    cpu = offline.run("326", "--wait", "5", extra=extra)
+    cpu = offline.run("326", "--direct", "--wait", "5", extra=extra)
     assert cpu.returncode == 1 and "has no GPU" in cpu.stderr
-    offline.ok("326", "--wait", "5", "--allow-cpu", extra=extra)
+    offline.ok("326", "--direct", "--wait", "5", "--allow-cpu", extra=extra)
+    refused = offline.run("330", "--file", "/etc/hostname")
+    assert refused.returncode == 1 and "--file needs --direct" in refused.stderr

@@ -1,10 +1,9 @@
-"""The AWS-API steps against moto's server with the AWS CLI: resources exist after the first run
-and a second run changes nothing."""
+"""Single AWS-API steps against moto's server with the AWS CLI: settings, failures, the bucket
+switch. Every step in order, twice, and the teardown: test_rehearsal.py."""
 
 from __future__ import annotations
 
-import threading
-import time
+import pytest
 
 from tests.scripts.conftest import Steps, client, fake_stack_template
 
@@ -34,101 +33,46 @@ def test_000_asks_with_a_terminal_free_stdin(steps: Steps) -> None:
     assert "wrote" in out and steps.values()["LANGUAGE"] == "en"
 
 
-def test_the_sequence_against_moto(
+def test_341_turns_the_bucket_switch_on_and_validates_the_rule(
     steps: Steps, stack: dict[str, str], moto_endpoint: str, names: dict[str, str]
 ) -> None:
-    """001 -> 010 -> 011 -> 020 -> 021 -> 301 -> 302 -> 341 -> 342 -> 999, each AWS step run
-    twice where a second run must change nothing (one sequence: every CLI call costs ~0.5 s)."""
-    ssm = client(moto_endpoint, "ssm")
-    out = steps.ok("001")
-    assert "settings: ok" in out and "reachable" in out and "123456789012" in out
-
-    # 010/011: the key as a SecureString, kept on a second run; the stack's role checked.
-    assert "stored as SSM SecureString" in steps.ok("010")
-    parameter = ssm.get_parameter(Name=names["key"], WithDecryption=True)["Parameter"]
-    assert parameter["Type"] == "SecureString" and len(parameter["Value"]) == 64
-    assert "exists (kept" in steps.ok("010")
-    assert ssm.get_parameter(Name=names["key"], WithDecryption=True)["Parameter"] == parameter
-    assert "1 IAM role(s) present, no wildcard actions" in steps.ok("011")
-
-    # 020/021: the stack's queues recorded, not copied; a second run leaves .env as it was.
-    out = steps.ok("020")
-    assert "queues already deployed" in out and "recorded QUEUE_URL" in out
-    values = steps.values()
-    assert values["QUEUE_URL"] == stack["QueueUrl"]
-    assert values["DLQ_URL"] == stack["DeadLetterQueueUrl"]
-    assert values["ROUTER_FUNCTION_ARN"] == stack["RouterFunctionArn"]
-    before = steps.env_file.read_text()
-    assert "recorded" not in steps.ok("020")
-    assert steps.env_file.read_text() == before
-    queues = client(moto_endpoint, "sqs").list_queues(QueueNamePrefix=names["stack"])
-    assert len(queues["QueueUrls"]) == 3  # the stack's own: no second copy
-    out = steps.ok("021")
-    assert "DLQ after 3 receives" in out and "retention 1209600s" in out
-
-    # 301/302: the repository.
-    assert "created" in steps.ok("301")
-    ecr = client(moto_endpoint, "ecr")
-    repo = ecr.describe_repositories(repositoryNames=[names["repo"]])["repositories"][0]
-    assert repo["imageScanningConfiguration"]["scanOnPush"] is True
-    assert ecr.get_lifecycle_policy(repositoryName=names["repo"])["lifecyclePolicyText"]
-    assert steps.values()["ECR_REPOSITORY_URI"] == repo["repositoryUri"]
-    again = steps.ok("301")
-    assert "exists" in again and "created" not in again and "recorded" not in again
-    out = steps.ok("302")
-    assert "scan on push" in out and "registry login: ok" in out
-
-    # 341: moto does not report EventBridgeConfiguration back (a known gap), so the switch is
-    # proved by its effect: an upload reaches the stack's rule and its queue target.
+    """moto does not report EventBridgeConfiguration back (a known gap), so the switch is
+    proved by its effect: an upload reaches the stack's rule and its queue target. (The whole
+    sequence of steps runs in test_rehearsal.py.)"""
     out = steps.ok("341")
     assert "now sends its events to EventBridge" in out and "ENABLED, bucket" in out
     s3 = client(moto_endpoint, "s3")
-    bucket = names["bucket"]
-    s3.put_object(Bucket=bucket, Key="audio/s1/chunk-0.wav", Body=b"x")
+    s3.put_object(Bucket=names["bucket"], Key="audio/s1/chunk-0.wav", Body=b"x")
     messages = client(moto_endpoint, "sqs").receive_message(
         QueueUrl=stack["EventsQueueUrl"], WaitTimeSeconds=2
     )
     assert "chunk-0.wav" in messages["Messages"][0]["Body"]
     assert "ENABLED, bucket" in steps.ok("341")
 
-    # 342: a stand-in router writes the transcript once the chunk is there.
-    def fake_router() -> None:
-        for _ in range(150):
-            if s3.list_objects_v2(Bucket=bucket, Prefix="audio/smoke-test/").get("KeyCount"):
-                s3.put_object(
-                    Bucket=bucket, Key="transcripts/smoke-test/chunk-0000.json", Body=b"{}"
-                )
-                return
-            time.sleep(0.2)
-
-    thread = threading.Thread(target=fake_router)
-    thread.start()
-    out = steps.ok("342", "--session", "smoke-test", "--timeout", "30")
-    thread.join()
-    assert "transcript written" in out
-    failed = steps.run("342", "--session", "smoke-never", "--timeout", "0")
-    assert failed.returncode == 1 and "no transcript for" in failed.stderr
-
-    # 999: asks first; removes stack, repository and key, keeps the bucket; runs again.
-    refused = steps.run("999")
-    assert refused.returncode == 1 and "--yes" in refused.stderr
-    assert "teardown complete" in steps.ok("999", "--yes")
-    assert names["repo"] not in str(ecr.describe_repositories()["repositories"])
-    assert not ssm.get_parameters(Names=[names["key"]])["Parameters"]
-    stacks = client(moto_endpoint, "cloudformation").list_stacks()["StackSummaries"]
-    assert all(
-        s["StackStatus"] == "DELETE_COMPLETE" for s in stacks if s["StackName"] == names["stack"]
-    )
-    s3.head_bucket(Bucket=bucket)
-    assert steps.values()["QUEUE_URL"] == ""
-    assert "already gone" in steps.ok("999", "--yes")
-
 
 def test_001_lists_bad_settings_then_fails(steps: Steps) -> None:
-    bad = steps.run("001", extra={"LANGUAGE": "swedish", "SERVER_ALLOWED_CIDR": "0.0.0.0/0"})
+    bad = steps.run("001", extra={"LANGUAGE": "swedish", "VPC_CIDR": "0.0.0.0/0"})
     assert bad.returncode == 1
-    assert "LANGUAGE='swedish'" in bad.stderr and "0.0.0.0/0" in bad.stderr
+    assert "LANGUAGE='swedish'" in bad.stderr and "VPC_CIDR='0.0.0.0/0'" in bad.stderr
     assert bad.stderr.strip().splitlines()[-1].startswith("error: 2 setting(s)")
+
+
+@pytest.mark.parametrize("cidr", ["0.0.0.0/1", "::/0", "10.0.0.0/8", "10.42.0.0/17", "8.8.0.0/16"])
+def test_001_refuses_a_vpc_cidr_wider_than_a_private_slash_16(steps: Steps, cidr: str) -> None:
+    """Issue 18 item 12: no CIDR parameter admits anything to the server any more; the one CIDR
+    left, the VPC's, is refused here before any deploy unless it is a private /16."""
+    bad = steps.run("001", extra={"VPC_CIDR": cidr})
+    assert bad.returncode == 1
+    assert f"VPC_CIDR='{cidr}' is not a private /16" in bad.stderr
+
+
+def test_001_warns_about_the_retired_ingress_cidr_and_checks_webhooks(steps: Steps) -> None:
+    bad = steps.run(
+        "001", extra={"SERVER_ALLOWED_CIDR": "10.0.0.0/16", "WEBHOOK_URL": "https://h.example/x"}
+    )
+    assert bad.returncode == 1
+    assert "SERVER_ALLOWED_CIDR is no longer used" in bad.stderr
+    assert "WEBHOOK_SECRET_PARAMETER is empty" in bad.stderr
 
 
 def test_011_refuses_a_wildcard_action(

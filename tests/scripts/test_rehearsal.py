@@ -129,13 +129,15 @@ _ROUTER = """
 import json, os, sys
 from router.handler import lambda_handler
 from smart_router.local.lambda_runtime import LocalLambdaContext
-result = lambda_handler(json.loads(sys.argv[1]), LocalLambdaContext(60, os.environ["AWS_REGION"]))
+event = json.loads(sys.stdin.readline())  # imported and waiting before the upload
+result = lambda_handler(event, LocalLambdaContext(60, os.environ["AWS_REGION"]))
 print(json.dumps(result, default=str))
 """
 
 
-def run_router(endpoint: str, function_arn: str, bucket: str, key: str) -> dict[str, Any]:
-    """The real router handler with the deployed function's environment (FORCE_QUEUE=true)."""
+def start_router(endpoint: str, function_arn: str) -> subprocess.Popen[str]:
+    """The real router handler with the deployed function's environment (FORCE_QUEUE=true),
+    started ahead and waiting for its event on stdin (Lambda's cold start is not under test)."""
     config = client(endpoint, "lambda").get_function_configuration(FunctionName=function_arn)
     env = {
         **base_env(endpoint),
@@ -145,17 +147,21 @@ def run_router(endpoint: str, function_arn: str, bucket: str, key: str) -> dict[
         "AWS_DEFAULT_REGION": REGION,
         "PYTHONPATH": str(ROOT),
     }
-    result = subprocess.run(
-        [sys.executable, "-c", _ROUTER, json.dumps({"bucket": bucket, "key": key})],
+    return subprocess.Popen(
+        [sys.executable, "-c", _ROUTER],
         env=env,
-        capture_output=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=120,
-        check=False,
         cwd=ROOT,
     )
-    assert result.returncode == 0, result.stdout + result.stderr
-    answer: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def finish_router(process: subprocess.Popen[str], bucket: str, key: str) -> dict[str, Any]:
+    stdout, stderr = process.communicate(json.dumps({"bucket": bucket, "key": key}) + "\n", 120)
+    assert process.returncode == 0, stdout + stderr
+    answer: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
     return answer
 
 
@@ -187,8 +193,9 @@ class Rehearsal:
         assert order[0] == "000" and order[-1] == "999"
         return [(step, *modes.get(step, ((), {}))) for step in order[1:-1]]
 
-    def run_pass(self) -> list[str]:
-        ran = []
+    def run_pass(self) -> dict[str, str]:
+        """Runs the plan once; each step's standard output by step number."""
+        ran: dict[str, str] = {}
         for step, args, extra in self.plan():
             if step == "320":
                 self._pushed_image()
@@ -199,8 +206,7 @@ class Rehearsal:
                 _StubServer.key = parameter["Parameter"]["Value"]
             if step == "342":
                 self._route_the_smoke_chunk()
-            self.steps.ok(step, *args, extra=extra)
-            ran.append(step)
+            ran[step] = self.steps.ok(step, *args, extra=extra)
         return ran
 
     def _pushed_image(self) -> None:
@@ -221,17 +227,17 @@ class Rehearsal:
         s3 = client(self.endpoint, "s3")
         before = {o["Key"] for o in s3.list_objects_v2(Bucket=self.names["bucket"]).get("Contents", [])}
 
+        process = start_router(self.endpoint, values["ROUTER_FUNCTION_ARN"])
+
         def router() -> None:
-            for _ in range(300):
+            for _ in range(600):
                 listing = s3.list_objects_v2(Bucket=self.names["bucket"], Prefix="audio/rehearsal-")
                 new = [o["Key"] for o in listing.get("Contents", []) if o["Key"] not in before]
                 if new:
-                    self.routed.append(
-                        run_router(self.endpoint, values["ROUTER_FUNCTION_ARN"],
-                                   self.names["bucket"], new[0])  # fmt: skip
-                    )
+                    self.routed.append(finish_router(process, self.names["bucket"], new[0]))
                     return
-                time.sleep(0.1)
+                time.sleep(0.05)
+            process.kill()
 
         threading.Thread(target=router, daemon=True).start()
 
@@ -476,8 +482,21 @@ def assert_nothing_left(rehearsal: Rehearsal, out: dict[str, str]) -> None:
 def test_every_step_in_order_against_moto(rehearsal: Rehearsal) -> None:
     started = time.monotonic()
     ran = rehearsal.run_pass()
-    assert ran[:4] == ["001", "010", "011", "020"] and ran[-1] == "342"
+    assert list(ran)[:4] == ["001", "010", "011", "020"] and list(ran)[-1] == "342"
+    assert "server key: stored as SSM SecureString" in ran["010"]
+    assert "webhook signing key: stored as SSM SecureString" in ran["010"]
+    assert "5 IAM role(s) present, no wildcard actions" in ran["011"] or "not deployed" in ran["011"]
+    assert "transcript written" not in ran["342"] and "queued the chunk" in ran["342"]
+    ssm = client(rehearsal.endpoint, "ssm")
+    key = ssm.get_parameter(Name=rehearsal.names["key"], WithDecryption=True)["Parameter"]
+    assert key["Type"] == "SecureString" and len(key["Value"]) == 64
+    ecr = client(rehearsal.endpoint, "ecr")
+    (repository,) = ecr.describe_repositories(repositoryNames=[rehearsal.names["repo"]])[
+        "repositories"
+    ]
+    assert repository["imageScanningConfiguration"]["scanOnPush"] is True
     values = rehearsal.steps.values()
+    assert values["ECR_REPOSITORY_URI"] == repository["repositoryUri"]
     out = outputs(rehearsal.endpoint, rehearsal.names["stack"])
     # Every output a script reads exists in the deployed stack (ServerInstanceProfileName too).
     assert outputs_the_scripts_read() <= set(out)
@@ -493,10 +512,16 @@ def test_every_step_in_order_against_moto(rehearsal: Rehearsal) -> None:
     assert values["BATCH_INSTANCE_TAG"] == out["BatchInstanceTag"]
 
     before = snapshot(rehearsal)
-    rehearsal.run_pass()
+    again = rehearsal.run_pass()
     assert snapshot(rehearsal) == before
     assert len(rehearsal.routed) == 2
+    assert "exists (kept" in again["010"] and "5 IAM role(s) present" in again["011"]
+    assert "queues already deployed" in again["020"] and "recorded" not in again["020"]
+    failed = rehearsal.steps.run("342", "--session", "rehearsal-never", "--timeout", "0")
+    assert failed.returncode == 1 and "no transcript for" in failed.stderr
 
+    refused = rehearsal.steps.run("999")
+    assert refused.returncode == 1 and "--yes" in refused.stderr
     rehearsal.steps.ok("999", "--yes")
     assert_nothing_left(rehearsal, out)
     assert "already gone" in rehearsal.steps.ok("999", "--yes")

@@ -138,13 +138,12 @@ def test_transcribe_s3_writes_the_chunk_transcript_once(live: Live, english_mp3:
     assert second.json()["transcription"] == stored.text
 
     # A writer that loses the create-only race (412) still succeeds and keeps the first bytes.
-    from server.s3_input import put_create_only
-    from transcript_contracts.keys import parse_s3_uri
+    from transcript_store import TranscriptStore
 
     before = s3.get_object(Bucket=BUCKET, Key="transcripts/s1/chunk-0002.json")["Body"].read()
+    output_key = "transcripts/s1/chunk-0002.json"
     assert (
-        put_create_only(s3, parse_s3_uri(request["s3_output_path"]), b"{}", "application/json")
-        is False
+        TranscriptStore(s3).put_create_only(BUCKET, output_key, b"{}", "application/json") is False
     )
     assert (
         s3.get_object(Bucket=BUCKET, Key="transcripts/s1/chunk-0002.json")["Body"].read() == before
