@@ -46,7 +46,12 @@ def run_worker(overrides: dict[str, Any] | None = None) -> int:
         local = fetch_if_registry(settings.model_id, settings.model_cache_dir, s3=s3)
         model = str(local.path) if local else settings.model_id or str(default_model_dir())
         engine = WhisperEngine.load(
-            model, device=settings.device, options=EngineOptions(default_language=settings.language)
+            model,
+            device=settings.device,
+            compute_type=settings.compute_type,
+            options=EngineOptions(
+                default_language=settings.language, batch_size=settings.batch_size
+            ),
         )
     except (WhisperEngineError, OSError) as exc:
         logger.error("%s: %s", LOAD_FAILED_MESSAGE, exc)

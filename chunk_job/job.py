@@ -36,8 +36,18 @@ from chunk_job.language import chunk_language
 from chunk_job.transcript import build_transcript
 from transcript_contracts.errors import KeyGrammarError, StitchError
 from transcript_contracts.keys import KeyLayout
+from transcript_contracts.language import is_supported_language
 from transcript_contracts.models import ChunkTranscript, Manifest, TranscribedBy, utc_now
 from transcript_store import InvalidDocumentError, StitchOutcome, StorageError, TranscriptStore
+from transcript_store.session_language import (
+    AUTO as AUTO_LANGUAGE,
+)
+from transcript_store.session_language import (
+    LanguageRecords,
+    language_warning,
+    record_detected,
+    session_language,
+)
 from whisper_engine.errors import WhisperEngineError
 from whisper_engine.results import TranscriptionResult
 
@@ -153,8 +163,21 @@ class ChunkJob:
             logger.warning("manifest unusable for the language: %s", exc)
             return None
 
-    def language_for(self, session_id: str, stated: str | None) -> str:
-        return chunk_language(session_id, stated, self.default_language)
+    def language_for(self, session_id: str, stated: str | None, bucket: str | None = None) -> str:
+        """What the engine is told for a chunk of ``session_id`` (docs/design.md §2, "Session
+        language"): ``stated`` when Whisper knows it, else LANGUAGE, else (``auto``) the
+        session's recorded language from ``bucket``, else ``auto``."""
+        if bucket is None:
+            return chunk_language(session_id, stated, self.default_language)
+        chunk_language(session_id, stated, self.default_language)  # logs an ignored one
+        records = LanguageRecords(self.store, bucket, self.layout)
+        try:
+            return session_language(records, session_id, stated, self.default_language).language
+        except InvalidDocumentError as exc:
+            logger.warning("session language record ignored: %s", exc)
+            return AUTO_LANGUAGE
+        except StorageError as exc:
+            raise TransientChunkError(f"session language GET: {exc}") from exc
 
     def fetch(self, bucket: str, key: str, directory: Path) -> Fetched:
         return fetch(
@@ -170,8 +193,18 @@ class ChunkJob:
         return self.decoder(path, self.limits.max_audio_seconds)
 
     def build(
-        self, ref: ChunkRef, etag: str, result: TranscriptionResult, processing_s: float
+        self,
+        ref: ChunkRef,
+        etag: str,
+        result: TranscriptionResult,
+        processing_s: float,
+        *,
+        told: str | None = None,
     ) -> ChunkTranscript:
+        """The chunk transcript. ``told``: the language the engine was told (from
+        :meth:`language_for`): a confident contradiction is noted, a detection (``auto``)
+        becomes the session's language if it is the first."""
+        warning = None if told is None else self._language_notes(ref, result, told)
         return build_transcript(
             bucket=ref.bucket,
             key=ref.key,
@@ -183,7 +216,34 @@ class ChunkJob:
             created_at=self.now(),
             transcribed_by=self.transcribed_by,
             model_version=self.model_version,
+            language_warning=warning,
         )
+
+    def _language_notes(self, ref: ChunkRef, result: TranscriptionResult, told: str) -> str | None:
+        detected, probability = result.detected_language, result.language_probability
+        warning = language_warning(told, detected, probability)
+        if warning is not None:
+            logger.warning("chunk %s %s", ref.uri, warning, extra={"session_id": ref.session_id})
+        if told != AUTO_LANGUAGE or not is_supported_language(detected) or detected is None:
+            return warning
+        records = LanguageRecords(self.store, ref.bucket, self.layout)
+        try:
+            session = record_detected(
+                records, ref.session_id, detected, probability, chunk_index=ref.index
+            )
+        except (StorageError, InvalidDocumentError) as exc:
+            # Only the agreement of later chunks is lost: they detect again.
+            logger.warning("session language not recorded: %s", exc)
+            return warning
+        if session != result.language:
+            logger.warning(
+                "chunk %s was detected as %r; its session's language is %r (detected first)",
+                ref.uri,
+                result.language,
+                session,
+                extra={"session_id": ref.session_id},
+            )
+        return warning
 
     def write(self, ref: ChunkRef, transcript: ChunkTranscript) -> bool:
         """Create-only (P7): True when this call wrote it, False when it already existed."""

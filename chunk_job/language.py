@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import logging
 
-from transcript_contracts.language import is_language_code
+from transcript_contracts.language import is_supported_language
 
 logger = logging.getLogger(__name__)
 
 
 def chunk_language(session_id: str, stated: str | None, default: str) -> str:
-    """The session's stated language (its manifest's, or the request's) when it is a language
-    code; otherwise ``default`` (LANGUAGE; ``auto`` detects). A code that is not one is
-    logged and ignored, never passed to the engine."""
-    if stated and is_language_code(stated):
-        return stated
+    """The session's stated language (its manifest's, or the request's) when Whisper knows it
+    (or ``auto``); otherwise ``default`` (LANGUAGE; ``auto`` detects). Anything else is logged
+    and ignored, never passed to the engine (which would fail the chunk for it). Without a
+    bucket to read the session's record from; :meth:`chunk_job.ChunkJob.language_for` with
+    one follows docs/design.md §2 "Session language" in full."""
+    if stated == "auto" or is_supported_language(stated):
+        return stated or default
     if stated:
         logger.warning(
             "language %r of session %s ignored, using %s",

@@ -25,6 +25,7 @@ def build_transcript(
     created_at: datetime,
     transcribed_by: TranscribedBy,
     model_version: str | None,
+    language_warning: str | None = None,
 ) -> ChunkTranscript:
     """The chunk transcript of ``s3://bucket/key``; ``etag`` is the object actually read.
     Segment ends the engine rounded a hair before their start are clamped (the contract
@@ -37,6 +38,9 @@ def build_transcript(
         model=result.model,
         model_version=model_version,
         transcribed_by=transcribed_by,
+        detected_language=result.detected_language,
+        language_probability=result.language_probability,
+        language_warning=language_warning,
         duration_s=result.duration_s,
         text=result.text,
         segments=segments_from(result.segments),

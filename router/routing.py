@@ -27,8 +27,10 @@ from router.services import ServerKeySource, ServerLocator, WorkQueueSender
 from router.settings import RouterSettings
 from transcript_contracts.errors import StitchError
 from transcript_contracts.keys import AudioChunkKey, KeyLayout, ManifestKey
+from transcript_contracts.language import is_supported_language
 from transcript_contracts.models import Manifest, QueueMessage, QueueReason, utc_now
 from transcript_store import InvalidDocumentError, StitchOutcome, TranscriptStore
+from transcript_store.session_language import LanguageRecords, report_manifest_language
 
 logger = logging.getLogger(__name__)
 
@@ -151,12 +153,25 @@ def try_stitch(
 
 def _load_manifest(bucket: str, session_id: str, deps: RouterDeps) -> Manifest | None:
     """The manifest for the forward's language; an invalid one is ignored here (the stitch
-    reports it)."""
+    reports it). A ``language`` Whisper does not know is reported once (a create-only record,
+    logged at ERROR) and never forwarded: the chunks go on with the server's LANGUAGE."""
     try:
-        return deps.store.load_manifest(bucket, session_id, deps.layout)
+        manifest = deps.store.load_manifest(bucket, session_id, deps.layout)
     except InvalidDocumentError as exc:
         logger.warning("manifest ignored for the language: %s", exc)
         return None
+    if manifest is not None:
+        records = LanguageRecords(deps.store, bucket, deps.layout)
+        report_manifest_language(records, manifest, default="LANGUAGE")
+    return manifest
+
+
+def _forward_language(manifest: Manifest | None) -> str | None:
+    """The manifest's language when the server can be told it ("auto" included)."""
+    stated = manifest.language if manifest else None
+    if stated == "auto" or is_supported_language(stated):
+        return stated
+    return None
 
 
 def _enqueue(
@@ -239,7 +254,7 @@ def route_chunk(obj: ChunkObject, budget: TimeBudget, deps: RouterDeps) -> Route
     if not health.healthy:
         return _enqueue(obj, "server_unhealthy", deps, why=health.reason)
 
-    body = transcribe_request(obj, deps, manifest.language if manifest else None)
+    body = transcribe_request(obj, deps, _forward_language(manifest))
     try:
         result: ForwardResult = forward(
             deps.http, base_url, deps.api_key.get(), body, timeouts, budget, deps.sleep
@@ -276,8 +291,12 @@ def route_chunk(obj: ChunkObject, budget: TimeBudget, deps: RouterDeps) -> Route
 
 
 def handle_manifest(bucket: str, manifest: ManifestKey, deps: RouterDeps) -> RouteOutcome:
-    """A manifest arrived: if it completes the session, stitch it (P8)."""
-    stitch, stitch_error = try_stitch(bucket, manifest.session_id, deps)
+    """A manifest arrived: report a language Whisper does not know (once), and if it
+    completes the session, stitch it (P8)."""
+    # Read and judged here too, so the report does not wait for a chunk; an absent or invalid
+    # manifest is read (and reported) again by the stitch.
+    loaded = _load_manifest(bucket, manifest.session_id, deps)
+    stitch, stitch_error = try_stitch(bucket, manifest.session_id, deps, loaded)
     return RouteOutcome(
         "manifest_checked",
         f"s3://{bucket}/{manifest.key}",

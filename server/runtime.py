@@ -42,7 +42,10 @@ def load_engine(settings: ServerSettings) -> Transcriber:
 
     model = settings.model_id or str(default_model_dir())
     return WhisperEngine.load(
-        model, device=settings.device, options=EngineOptions(default_language=settings.language)
+        model,
+        device=settings.device,
+        compute_type=settings.compute_type,
+        options=EngineOptions(default_language=settings.language, batch_size=settings.batch_size),
     )
 
 

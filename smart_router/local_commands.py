@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -25,7 +27,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--session", help="session id for FILES (letters, digits, _ and -)")
     parser.add_argument(
-        "--language", default=None, help="language of FILES' session (default: LANGUAGE, 'sv')"
+        "--language",
+        default=None,
+        help=(
+            "language of FILES' session, and LANGUAGE of the server and worker (default: "
+            "LANGUAGE from the environment or .env, else 'auto': detected per session)"
+        ),
     )
     parser.add_argument(
         "--server-down",
@@ -37,6 +44,15 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=int,
         metavar="N",
         help="stop the server after N chunks went direct; the rest take the queue path",
+    )
+    parser.add_argument(
+        "--server-late",
+        type=float,
+        metavar="SECONDS",
+        help=(
+            "upload while the server is down (every chunk is queued), start it SECONDS later: "
+            "its queue drainer transcribes them, no batch worker runs"
+        ),
     )
     parser.add_argument(
         "--output",
@@ -59,6 +75,13 @@ def _local(args: argparse.Namespace) -> int:
     for noisy in ("httpx", "botocore", "smart_router.local.processes"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     console = stdout_console()
+    late = args.server_late
+    if late is not None and (late < 0 or args.server_down or args.stop_server_after is not None):
+        console.print(
+            "[red]--server-late needs SECONDS >= 0 and goes without --server-down and "
+            "--stop-server-after[/red]"
+        )
+        return 2
     try:
         if args.files:
             if not args.session:
@@ -78,7 +101,8 @@ def _local(args: argparse.Namespace) -> int:
         output_dir=args.output,
         server_down=args.server_down,
         stop_server_after=args.stop_server_after,
-        language=args.language or "sv",
+        server_late_s=late,
+        language=args.language or default_language(console.print),
     )
     try:
         report = run_local(options, console)
@@ -90,6 +114,31 @@ def _local(args: argparse.Namespace) -> int:
     print_report(report, sessions, console)
     console.print(f"[dim]logs: {args.output / 'logs'}[/dim]")
     return 0 if report.ok else 1
+
+
+def default_language(note: Callable[[str], object] = print) -> str:
+    """``LANGUAGE`` as the server and the worker would read it (the environment, then .env),
+    else its default (``auto``). A value that is no language code — a shell's gettext
+    ``LANGUAGE=en_US:en`` — is not passed to the child processes: ``note`` says so."""
+    from transcript_contracts.language import is_language_code
+    from transcript_contracts.settings import EngineSettings
+
+    fallback = str(EngineSettings.model_fields["language"].default)
+    value = os.environ.get("LANGUAGE") or _dotenv_value(Path(".env"), "LANGUAGE")
+    if not value:
+        return fallback
+    if not is_language_code(value):
+        note(f"LANGUAGE={value!r} is not a language code (a locale list?): using {fallback!r}")
+        return fallback
+    return value
+
+
+def _dotenv_value(path: Path, name: str) -> str | None:
+    if not path.is_file():
+        return None
+    from dotenv import dotenv_values
+
+    return dotenv_values(path).get(name) or None
 
 
 def register_chaos(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

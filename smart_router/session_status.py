@@ -2,7 +2,8 @@
 
 Per chunk, one state:
 
-- ``transcribed``: its chunk transcript exists;
+- ``transcribed``: its chunk transcript exists (``transcribed_by`` says which path wrote it:
+  ``server-direct``, ``server-drainer`` or ``worker``; None for documents older than the field);
 - ``failed``: it was given up on: a ``Chunk Failed`` record under ``failures/`` (its reason) or
   its work message in the dead-letter queue (after ``maxReceiveCount`` receives);
 - ``queued``: its audio is uploaded and nothing is written yet: waiting in the work queue or in
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -54,6 +56,8 @@ logger = logging.getLogger(__name__)
 
 ChunkState = Literal["transcribed", "queued", "failed", "missing"]
 MAX_RECORD_BYTES: Final = 1024 * 1024
+# Chunk transcripts are read (for who wrote them) this many at a time.
+TRANSCRIPT_READERS: Final = 8
 
 
 @dataclass
@@ -64,6 +68,7 @@ class ChunkStatus:
     audio_key: str | None = None
     transcript_key: str | None = None
     beyond_manifest: bool = False
+    transcribed_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +78,7 @@ class ChunkStatus:
             "audio_key": self.audio_key,
             "transcript_key": self.transcript_key,
             "beyond_manifest": self.beyond_manifest,
+            "transcribed_by": self.transcribed_by,
         }
 
 
@@ -97,6 +103,16 @@ class SessionStatus:
             counts[chunk.state] += 1
         return counts
 
+    def transcribed_by(self) -> dict[str, int]:
+        """Transcribed chunks per path (``server-drainer``: drained by the server);
+        ``unknown`` for transcripts that do not say."""
+        counts: dict[str, int] = {}
+        for chunk in self.chunks:
+            if chunk.state == "transcribed":
+                by = chunk.transcribed_by or "unknown"
+                counts[by] = counts.get(by, 0) + 1
+        return counts
+
     @property
     def found(self) -> bool:
         return self.manifest_present or self.manifest_error is not None or bool(self.chunks)
@@ -114,6 +130,7 @@ class SessionStatus:
             "stitched": self.stitched,
             "session_keys": self.session_keys,
             "counts": self.counts(),
+            "transcribed_by": self.transcribed_by(),
             "chunks": [c.to_dict() for c in self.chunks],
             "work_queue": self.work_queue.to_dict() if self.work_queue else None,
             "dead_letter_queue": (
@@ -179,7 +196,30 @@ def collect_status(
         )
 
     status.chunks = _chunk_states(manifest, found, reasons, dlq_failed)
+    writers = _writers(store, bucket, session_id, layout, sorted(found.transcripts))
+    for chunk in status.chunks:
+        chunk.transcribed_by = writers.get(chunk.index)
     return status
+
+
+def _writers(
+    store: TranscriptStore, bucket: str, session_id: str, layout: KeyLayout, indices: list[int]
+) -> dict[int, str | None]:
+    """Who wrote each chunk transcript (its ``transcribed_by``), read a few at a time; an
+    unreadable one is logged and counted as not saying."""
+
+    def read(index: int) -> str | None:
+        try:
+            transcript = store.load_chunk_transcript(bucket, session_id, index, layout)
+        except (StorageError, InvalidDocumentError) as exc:
+            logger.warning("chunk transcript unreadable: %s", exc)
+            return None
+        return transcript.transcribed_by if transcript is not None else None
+
+    if not indices:
+        return {}
+    with ThreadPoolExecutor(min(TRANSCRIPT_READERS, len(indices))) as pool:
+        return dict(zip(indices, pool.map(read, indices), strict=True))
 
 
 def _list_session(s3: S3Client, bucket: str, session_id: str, layout: KeyLayout) -> _Found:

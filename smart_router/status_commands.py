@@ -23,6 +23,12 @@ _STATE_STYLES = {
     "failed": "bold red",
     "missing": "dim",
 }
+# transcribed_by as people read it.
+_BY_LABELS = {
+    "server-direct": "server (direct)",
+    "server-drainer": "server (drained from the queue)",
+    "worker": "batch worker",
+}
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -125,6 +131,14 @@ def summary_lines(status: SessionStatus) -> list[tuple[str, str]]:
         ("stitched", stitched),
         ("chunks", ", ".join(f"{n} {state}" for state, n in counts.items())),
     ]
+    writers = status.transcribed_by()
+    if writers:
+        lines.append(
+            (
+                "written by",
+                ", ".join(f"{n} {_BY_LABELS.get(by, by)}" for by, n in writers.items()),
+            )
+        )
     wq = status.work_queue
     if wq is not None:
         lines.append(
@@ -167,6 +181,7 @@ def render(status: SessionStatus, out: TextIO) -> None:
     table = Table(show_header=True, header_style="bold", expand=False)
     table.add_column("chunk", justify="right")
     table.add_column("state")
+    table.add_column("by")
     table.add_column("detail", overflow="fold")
     for chunk in status.chunks:
         detail = chunk.reason or chunk.transcript_key or ""
@@ -174,7 +189,10 @@ def render(status: SessionStatus, out: TextIO) -> None:
             detail = f"beyond the manifest's chunk_count; {detail}"
         # Text, not markup: reasons and keys are data ("[...]" must print as it is).
         table.add_row(
-            str(chunk.index), Text(chunk.state, style=_STATE_STYLES[chunk.state]), Text(detail)
+            str(chunk.index),
+            Text(chunk.state, style=_STATE_STYLES[chunk.state]),
+            Text(chunk.transcribed_by or ""),
+            Text(detail),
         )
     console.print(table)
     for failure in status.delivery_failures:
@@ -189,10 +207,11 @@ def _render_plain(status: SessionStatus, title: str, out: TextIO) -> None:
     print(title, file=out)
     for label, text in summary_lines(status):
         print(f"  {label:<13} {text}", file=out)
-    print(f"  {'chunk':>6}  {'state':<12} detail", file=out)
+    print(f"  {'chunk':>6}  {'state':<12} {'by':<15} detail", file=out)
     for chunk in status.chunks:
         detail = chunk.reason or chunk.transcript_key or ""
-        print(f"  {chunk.index:>6}  {chunk.state:<12} {detail}", file=out)
+        by = chunk.transcribed_by or ""
+        print(f"  {chunk.index:>6}  {chunk.state:<12} {by:<15} {detail}", file=out)
     for failure in status.delivery_failures:
         print(
             f"  notification not delivered: {failure.get('detail_type', '?')} -> "

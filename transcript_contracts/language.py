@@ -29,3 +29,22 @@ def check_language(value: str) -> str:
 
 
 Language = Annotated[str, AfterValidator(check_language)]
+
+
+# The languages Whisper knows (its tokenizer's language tokens, large-v3 included), as codes.
+# A manifest may state only one of these: anything else is reported once and never passed to
+# the engine (docs/design.md §2, "Session language").
+WHISPER_LANGUAGES: Final = frozenset(
+    # One string, split: a hundred codes one per line would hide the rest of this module.
+    (  # noqa: SIM905
+        "en zh de es ru ko fr ja pt tr pl ca nl ar sv it id hi fi vi he uk el ms cs ro da hu ta "
+        "no th ur hr bg lt la mi ml cy sk te fa lv bn sr az sl kn et mk br eu is hy ne mn bs kk "
+        "sq sw gl mr pa si km sn yo so af oc ka be tg sd gu am yi lo uz fo ht ps tk nn mt sa lb "
+        "my bo tl mg as tt haw ln ha ba jw su yue"
+    ).split()
+)
+
+
+def is_supported_language(value: str | None) -> bool:
+    """True for a code Whisper can be told (``sv``); False for ``auto``, None and the rest."""
+    return value in WHISPER_LANGUAGES

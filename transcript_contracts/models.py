@@ -57,6 +57,16 @@ ModelVersion = Annotated[
     Field(max_length=64, pattern=r"^v-[0-9a-f]{16}$", exclude_if=lambda value: value is None),
 ]
 
+# Optional language fields of the transcripts (issue 18): left out of the JSON when unset, so
+# documents without them keep their exact bytes.
+DetectedLanguage = Annotated[
+    str | None, Field(max_length=8, exclude_if=lambda value: value is None)
+]
+Probability = Annotated[float | None, Field(ge=0, le=1, exclude_if=lambda value: value is None)]
+LanguageWarning = Annotated[
+    str | None, Field(max_length=500, exclude_if=lambda value: value is None)
+]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -184,6 +194,12 @@ class ChunkTranscript(_Strict):
     model_version: ModelVersion = None
     # Which path wrote it; absent in documents written before the field existed.
     transcribed_by: TranscribedBy | None = Field(None, exclude_if=lambda value: value is None)
+    # What the audio sounds like whatever it was transcribed as (the engine's detection pooled
+    # over the chunk's windows), and a note when that confidently contradicts ``language``
+    # (docs/design.md §2, "Session language"). Absent when the engine gave no detection.
+    detected_language: DetectedLanguage = None
+    language_probability: Probability = None
+    language_warning: LanguageWarning = None
     duration_s: Seconds
     text: str
     segments: list[TranscriptSegment]
@@ -204,6 +220,9 @@ class SessionChunk(_Strict):
     duration_s: Seconds
     source: SourceObject
     language: str
+    detected_language: DetectedLanguage = None
+    language_probability: Probability = None
+    language_warning: LanguageWarning = None
     model: str
     model_version: ModelVersion = None
     text: str
@@ -226,6 +245,42 @@ class SessionTranscript(_Strict):
     chunks: list[SessionChunk]
     # The newest chunk's time, not "now": the same chunks must always give the same bytes.
     created_at: datetime
+
+
+class SessionLanguage(_Strict):
+    """``transcripts/{session_id}/language.json``: the language first detected for a session
+    that states none, written create-only so that its later chunks agree."""
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    session_id: SessionId
+    language: str = Field(max_length=8)
+    probability: float | None = Field(None, ge=0, le=1)
+    chunk_index: ChunkIndex
+    detected_at: datetime
+
+    @field_validator("detected_at")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("detected_at must carry a time zone")
+        return value.astimezone(UTC)
+
+
+class ManifestProblem(_Strict):
+    """``transcripts/{session_id}/failures/manifest-{etag}.json``: a manifest field that can't
+    be used (a ``language`` Whisper does not know), recorded once per manifest version."""
+
+    schema_version: SchemaVersion = SCHEMA_VERSION
+    session_id: SessionId
+    manifest_key: ObjectKey
+    manifest_etag: str = Field(min_length=1, max_length=128)
+    field: Literal["language"]
+    value: str = Field(max_length=200)
+    reason: str = Field(max_length=2000)
+    # What the chunks use instead: a code, "auto", or "LANGUAGE" (the transcribing deployable's
+    # setting, when the one that noticed does not know it: the router).
+    instead: str = Field(max_length=16)
+    recorded_at: datetime
 
 
 class QueueMessage(_Strict):

@@ -32,6 +32,7 @@ from transcript_contracts.url_safety import UnsafeUrlError, check_url_shape
 from transcript_contracts.validation import validation_problems
 
 Device = Literal["auto", "cpu", "cuda"]
+ComputeType = Literal["auto", "float32", "int8", "bfloat16", "float16"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 _EVENT_BUS_RE = re.compile(
@@ -137,8 +138,33 @@ class EngineSettings(SettingsBase):
             "version is reused across restarts without downloading."
         ),
     )
-    language: Language = Field("sv", description="Transcription language; 'auto' detects it.")
+    language: Language = Field(
+        "auto",
+        description=(
+            "Language of chunks whose session states none: 'auto' detects it (once per session, "
+            "kept for its later chunks); a code such as 'sv' for a deployment whose audio is "
+            "all in one language. Whisper told the wrong language translates."
+        ),
+    )
     device: Device = Field("auto", description="Inference device: auto, cpu or cuda.")
+    compute_type: ComputeType = Field(
+        "auto",
+        description=(
+            "How the model's weights are stored and multiplied: auto (float16 on CUDA; int8 on "
+            "a CPU, with bfloat16 encoder and attention where the CPU has native bfloat16), "
+            "float32, int8 (CPU only), bfloat16 or float16."
+        ),
+    )
+    batch_size: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Windows (up to 30 s each) decoded together; unset: 4 on CPU, 16 on CUDA.",
+    )
+    word_timestamps: bool = Field(
+        False,
+        description="Store each segment's words with their times in the chunk transcripts.",
+    )
 
 
 class NotificationSettings(SettingsBase):

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from transcript_contracts.errors import IncompleteSessionError, StitchError
+from transcript_contracts.language import is_supported_language
 from transcript_contracts.models import (
     ChunkTranscript,
     Manifest,
@@ -85,7 +86,9 @@ def _shift(segment: TranscriptSegment, offset: float) -> TranscriptSegment:
 
 
 def _session_language(manifest: Manifest, chunks: list[ChunkTranscript]) -> str:
-    if manifest.language:
+    # Only a language Whisper knows is the session's: a manifest's "swedish" or "auto" was not
+    # what the chunks were transcribed in (docs/design.md §2, "Session language").
+    if is_supported_language(manifest.language) and manifest.language:
         return manifest.language
     counts = Counter(c.language for c in chunks)
     # Most chunks win; a tie goes to the language that appears first in index order.
@@ -134,6 +137,9 @@ def stitch(manifest: Manifest, transcripts: Iterable[ChunkTranscript]) -> Sessio
             duration_s=t.duration_s,
             source=t.source,
             language=t.language,
+            detected_language=t.detected_language,
+            language_probability=t.language_probability,
+            language_warning=t.language_warning,
             model=t.model,
             model_version=t.model_version,
             text=t.text,

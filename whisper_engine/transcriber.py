@@ -18,6 +18,7 @@ from whisper_engine.errors import TranscriptionError, UnsupportedLanguageError
 from whisper_engine.features import encoder_frames, window_features
 from whisper_engine.model import LoadedWhisper, load_whisper, release
 from whisper_engine.results import Segment, Timings, TranscriptionResult
+from whisper_engine.runner import Streams, configure_cpu_threads, default_streams, plan_batches
 from whisper_engine.segments import SegmentRules, WindowText, window_segments
 from whisper_engine.tokens import TIME_PRECISION_S
 from whisper_engine.vad import SileroVad, VadOptions
@@ -53,13 +54,18 @@ class EngineOptions:
     no_speech_threshold: float = 0.6
     logprob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
+    # Batches decoded at the same time (runner.py); None: one per CPU core (at most 4) on the
+    # CPU, each on one thread; one on CUDA.
+    streams: int | None = None
     # Run one short window through the model at load, so the first request is not the slow one
     # (kernel selection, allocator warm-up; on CUDA also context and cuDNN/cuBLAS set-up).
     warmup: bool = True
 
     def __post_init__(self) -> None:
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, not {self.batch_size}")
+        for name in ("batch_size", "streams"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1, not {value}")
 
 
 @dataclass
@@ -84,6 +90,10 @@ class WhisperEngine:
         self._vad = vad
         self.options = options
         self._lock = threading.Lock()
+        streams = options.streams or default_streams(loaded.device)
+        if not loaded.device.startswith("cuda"):
+            configure_cpu_threads(streams)
+        self._streams = Streams(streams)
         self._bytes_cache: dict[int, bytes] = {}
 
     @classmethod
@@ -152,6 +162,7 @@ class WhisperEngine:
         """Free the model; GPU memory is handed back to the driver."""
         with self._lock:
             if self._loaded is not None:
+                self._streams.close()
                 release(self._loaded)
                 self._loaded = None
 
@@ -331,48 +342,52 @@ class WhisperEngine:
         *,
         max_new_tokens: int | None = None,
     ) -> None:
+        options = self.options.decode
+        if max_new_tokens is not None:
+            options = replace(options, max_new_tokens=max_new_tokens)
+        batches = plan_batches([w.span.length for w in windows], self.batch_size, self._streams.count)
+
+        def job(batch: list[int]) -> None:
+            members = [windows[i] for i in batch]
+            arrays = [audios[w.audio_index][w.span.start : w.span.end] for w in members]
+            decoded = self._decode_batch(arrays, members, options)
+            for window, result in zip(members, decoded, strict=True):
+                window.decoding = result
+
+        self._streams.run(job, batches)
+
+    def _decode_batch(
+        self, arrays: list[NDArray[np.float32]], members: list[_Window], options: DecodeOptions
+    ) -> list[WindowDecoding]:
         import torch
 
         loaded = self.loaded
         if loaded.decoder is None:
             raise TranscriptionError("the model has been unloaded")
-        options = self.options.decode
-        if max_new_tokens is not None:
-            options = replace(options, max_new_tokens=max_new_tokens)
-        batch_size = self.batch_size
-        extractor = loaded.processor.feature_extractor
-        # Similar lengths decode for a similar number of steps, so rows finish together.
-        order = sorted(range(len(windows)), key=lambda i: windows[i].span.length)
-        for first in range(0, len(order), batch_size):
-            members = [windows[i] for i in order[first : first + batch_size]]
-            arrays = [audios[w.audio_index][w.span.start : w.span.end] for w in members]
-            try:
-                with torch.inference_mode():
-                    features = window_features(
-                        extractor, arrays, device=loaded.device, dtype=loaded.dtype
-                    )
-                    encoded = loaded.encode(features)
-                    decoded = decode_windows(
-                        loaded.decoder,
-                        encoded,
-                        tokens=loaded.tokens,
-                        multilingual=loaded.multilingual,
-                        languages=[w.language for w in members],
-                        groups=[w.audio_index for w in members],
-                        suppress_tokens=loaded.suppress_tokens,
-                        begin_suppress_tokens=loaded.begin_suppress_tokens,
-                        options=options,
-                        audio_frames=[
-                            encoder_frames(a.shape[0], int(encoded.shape[1])) for a in arrays
-                        ],
-                    )
-            except torch.cuda.OutOfMemoryError as exc:
-                torch.cuda.empty_cache()
-                raise TranscriptionError(
-                    f"out of GPU memory for a batch of {len(members)}"
-                ) from exc
-            for window, result in zip(members, decoded, strict=True):
-                window.decoding = result
+        try:
+            with torch.inference_mode():
+                features = window_features(
+                    loaded.processor.feature_extractor,
+                    arrays,
+                    device=loaded.device,
+                    dtype=loaded.dtype,
+                )
+                encoded = loaded.encode(features)
+                return decode_windows(
+                    loaded.decoder,
+                    encoded,
+                    tokens=loaded.tokens,
+                    multilingual=loaded.multilingual,
+                    languages=[w.language for w in members],
+                    groups=[w.audio_index for w in members],
+                    suppress_tokens=loaded.suppress_tokens,
+                    begin_suppress_tokens=loaded.begin_suppress_tokens,
+                    options=options,
+                    audio_frames=[encoder_frames(a.shape[0], int(encoded.shape[1])) for a in arrays],
+                )
+        except torch.cuda.OutOfMemoryError as exc:
+            torch.cuda.empty_cache()
+            raise TranscriptionError(f"out of GPU memory for a batch of {len(members)}") from exc
 
     def _result(
         self,

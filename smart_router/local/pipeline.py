@@ -29,6 +29,7 @@ from smart_router.local.aws import (
     patched_environ,
     provision,
 )
+from smart_router.local.environments import server_env, worker_env
 from smart_router.local.lambda_runtime import Invocation, LocalLambda
 from smart_router.local.processes import ServerProcess, WorkerProcess
 from smart_router.local.sessions import LocalSession
@@ -67,6 +68,11 @@ class PipelineConfig:
     worker_idle_exit_s: float = 3.0
     worker_retry_delay_s: int = 1
     server_ready_timeout_s: float = 300.0
+    # The server drains the work queue with spare capacity (QUEUE_URL set for it).
+    server_drains: bool = False
+    # Visibility of received work messages and its heartbeat (worker and server drainer alike).
+    visibility_timeout_s: int = 60
+    heartbeat_interval_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -124,7 +130,9 @@ class LocalPipeline:
                 Bucket=cfg.names.bucket, VersioningConfiguration={"Status": "Enabled"}
             )
         self.server = ServerProcess(
-            self._server_env(), cfg.work_dir / "logs" / "server.log", port=cfg.server_port
+            server_env(cfg, self.endpoint_url, self.resources),
+            cfg.work_dir / "logs" / "server.log",
+            port=cfg.server_port,
         )
         self._stack.callback(self.server.stop)
         if cfg.start_server:
@@ -133,35 +141,6 @@ class LocalPipeline:
 
     def close(self) -> None:
         self._stack.close()
-
-    def _server_env(self) -> dict[str, str]:
-        cfg = self.config
-        return {
-            **aws_environment(self.endpoint_url),
-            "API_KEY_PARAMETER": cfg.names.api_key_parameter,
-            "ALLOWED_BUCKETS": json.dumps([cfg.names.bucket]),
-            "MODEL_ID": str(cfg.model_dir),
-            "LANGUAGE": cfg.language,
-            "DEVICE": "cpu",
-            "AUDIO_PREFIX": cfg.names.audio_prefix,
-            "TRANSCRIPT_PREFIX": cfg.names.transcript_prefix,
-        }
-
-    def worker_env(self) -> dict[str, str]:
-        cfg = self.config
-        return {
-            **self._server_env(),
-            "BUCKET_NAME": cfg.names.bucket,
-            "QUEUE_URL": self.resources.queue_url,
-            "WAIT_TIME_S": "1",
-            "IDLE_EXIT_S": str(cfg.worker_idle_exit_s),
-            "VISIBILITY_TIMEOUT_S": "60",
-            "HEARTBEAT_INTERVAL_S": "10",
-            "RETRY_DELAY_S": str(cfg.worker_retry_delay_s),
-            "SHUTDOWN_ON_EXIT": "false",
-            "IMDS_ENABLED": "false",
-            **cfg.worker_overrides,
-        }
 
     def _start_router(self) -> None:
         from router.app import build_app
@@ -216,6 +195,11 @@ class LocalPipeline:
     def stop_server(self) -> None:
         if self.server is not None:
             self.server.stop()
+
+    def kill_server(self) -> None:
+        """SIGKILL: the server dies mid-batch, nothing released, nothing cleaned up."""
+        if self.server is not None:
+            self.server.kill()
 
     # -- uploads --------------------------------------------------------------------------
 
@@ -280,6 +264,21 @@ class LocalPipeline:
     def work_queue_depth(self) -> int:
         return self._queue_depth(self.resources.queue_url)
 
+    def wait_queue_drained(self, timeout_s: float = 600.0) -> None:
+        """Until the work queue holds nothing: none waiting, in work or delayed."""
+        deadline = time.monotonic() + timeout_s
+        while self.work_queue_depth() > 0:
+            if time.monotonic() > deadline:
+                raise PipelineTimeoutError(
+                    f"the work queue still held messages after {timeout_s:.0f} s"
+                )
+            time.sleep(0.5)
+
+    @property
+    def workers_started(self) -> int:
+        """Batch worker processes this pipeline started."""
+        return self._workers
+
     def run_worker(self, timeout_s: float = 600.0, *, name: str = "worker") -> int:
         """Start the batch worker and wait for its idle exit; returns its exit code."""
         worker = self.start_worker(name=name)
@@ -294,7 +293,7 @@ class LocalPipeline:
     ) -> WorkerProcess:
         self._workers += 1
         worker = WorkerProcess(
-            {**self.worker_env(), **(env or {})},
+            {**worker_env(self.config, self.endpoint_url, self.resources), **(env or {})},
             self.config.work_dir / "logs" / f"{name}-{self._workers}.log",
             name=name,
         )

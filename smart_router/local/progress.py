@@ -26,9 +26,10 @@ ROUTE_STYLES = {
     "duplicate": "magenta",
     "failed": "red",
     "transcribed by worker": "green",
+    "drained by server": "green",
 }
 # Short labels, so the route column stays narrow and the transcript keeps the width.
-ROUTE_LABELS = {"transcribed by worker": "worker"}
+ROUTE_LABELS = {"transcribed by worker": "worker", "drained by server": "server drain"}
 REASON_LABELS = {
     "server_unhealthy": "unhealthy",
     "retries_exhausted": "retries out",

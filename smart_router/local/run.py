@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,9 @@ class LocalRunOptions:
     server_down: bool = False
     # Stop the server after this many chunks went direct: the rest take the queue path.
     stop_server_after: int | None = None
+    # Upload while the server is down, start it this many seconds later: its drainer empties
+    # the queue, no batch worker runs.
+    server_late_s: float | None = None
     language: str = "sv"
 
 
@@ -57,11 +61,13 @@ def run_local(options: LocalRunOptions, console: Console) -> LocalRunReport:
     progress = RunProgress()
     names = Names()
     layout_prefix = f"s3://{names.bucket}/"
+    late = options.server_late_s
     config = PipelineConfig(
         work_dir=options.output_dir,
         model_dir=options.model_dir,
         names=names,
-        start_server=not options.server_down,
+        start_server=not options.server_down and late is None,
+        server_drains=late is not None,
         language=options.language,
     )
     forwarded = 0
@@ -98,9 +104,10 @@ def run_local(options: LocalRunOptions, console: Console) -> LocalRunReport:
         pipeline_ref.append(pipeline)
         progress.set_stage(
             "server down: chunks go to the queue"
-            if options.server_down
+            if options.server_down or late is not None
             else f"server up at {pipeline.server.url if pipeline.server else '?'}: chunks go direct"
         )
+        uploads_started = time.monotonic()
         for session in options.sessions:
             if options.stop_server_after is None:
                 pipeline.upload_session(session)
@@ -111,14 +118,23 @@ def run_local(options: LocalRunOptions, console: Console) -> LocalRunReport:
                 pipeline.upload_chunk(session, chunk.index)
                 pipeline.wait_router_idle()
         pipeline.wait_router_idle()
-        _show_texts(pipeline, options.sessions, progress, route=None)
+        _show_texts(pipeline, options.sessions, progress)
         worker_exit: int | None = None
         queued = pipeline.work_queue_depth()
-        if queued:
+        if late is not None:
+            wait_s = max(0.0, uploads_started + late - time.monotonic())
+            progress.set_stage(f"{queued} chunk(s) queued; the server starts in {wait_s:.0f} s")
+            time.sleep(wait_s)
+            progress.set_stage("the server starts; its drainer empties the queue")
+            pipeline.start_server()
+            pipeline.wait_queue_drained()
+            pipeline.wait_router_idle()
+            _show_texts(pipeline, options.sessions, progress)
+        elif queued:
             progress.set_stage(f"the batch worker drains {queued} queued chunk(s)")
             worker_exit = pipeline.run_worker()
             pipeline.wait_router_idle()
-            _show_texts(pipeline, options.sessions, progress, route="transcribed by worker")
+            _show_texts(pipeline, options.sessions, progress)
         progress.set_stage("done")
         results = [
             pipeline.fetch_session(s.session_id, options.output_dir) for s in options.sessions
@@ -145,12 +161,16 @@ def _layout(names: Names) -> KeyLayout:
     return KeyLayout(names.audio_prefix, names.transcript_prefix)
 
 
+# A chunk transcript's transcribed_by as the live table's route; a direct transcription keeps
+# the router's own ("forwarded").
+_ROUTE_OF: dict[str | None, str] = {
+    "worker": "transcribed by worker",
+    "server-drainer": "drained by server",
+}
+
+
 def _show_texts(
-    pipeline: LocalPipeline,
-    sessions: list[LocalSession],
-    progress: RunProgress,
-    *,
-    route: str | None,
+    pipeline: LocalPipeline, sessions: list[LocalSession], progress: RunProgress
 ) -> None:
     from transcript_store import TranscriptStore
 
@@ -165,7 +185,9 @@ def _show_texts(
                 bucket, session.session_id, chunk.index, pipeline.layout
             )
             if transcript is not None:
-                progress.set_text(uri, transcript.text, route=route)
+                progress.set_text(
+                    uri, transcript.text, route=_ROUTE_OF.get(transcript.transcribed_by)
+                )
 
 
 def print_report(report: LocalRunReport, sessions: list[LocalSession], console: Console) -> None:

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from batch_worker.queue import WorkQueue
+from batch_worker.errors import QueueError
+from batch_worker.queue import ReceivedMessage, WorkQueue
 from batch_worker.worker import handle
 from tests.batch_worker.support import (
     BUCKET,
@@ -27,7 +29,7 @@ from tests.batch_worker.support import (
 )
 from tests.transcript_store.factories import chunk_transcript
 from transcript_contracts.models import Manifest, QueueMessage
-from transcript_store import StitchOutcome
+from transcript_store import StitchOutcome, StorageError, TranscriptStore
 
 
 def receive_one(aws: Aws) -> Any:
@@ -189,3 +191,100 @@ def test_a_failing_event_sink_does_not_stop_the_work(
     assert outcome.deleted and outcome.stitch is not None
     assert outcome.stitch.status == "stitched"
     assert any("event sink failed" in r.getMessage() for r in caplog.records)
+
+
+# -- P10: delete only after the durable write -----------------------------------------------
+
+
+class FailingWrites(TranscriptStore):
+    def write_chunk_transcript(self, bucket: str, transcript: Any, layout: Any) -> bool:
+        raise StorageError("PUT", bucket, "transcripts/x", code="InternalError", status=500)
+
+
+def test_a_failed_transcript_write_keeps_the_message(aws: Aws) -> None:
+    aws.put_chunk("s1", 0, wav_bytes(1.0))
+    worker_deps = deps(aws, FakeEngine(), settings(aws, retry_delay_s=0))
+    worker_deps.store = FailingWrites(aws.s3)
+    outcome = handle(receive_one(aws), worker_deps)
+    assert outcome.status == "failed" and not outcome.deleted
+    assert outcome.reason is not None and "transcript write" in outcome.reason
+    assert aws.keys("transcripts/") == []
+    assert aws.counts() == (1, 0)  # back in the queue for another try
+
+
+def test_a_transcript_written_meanwhile_412_still_deletes(aws: Aws) -> None:
+    aws.put_chunk("s1", 0, wav_bytes(1.0))
+    other = chunk_transcript("s1", 0, bucket=BUCKET, text="written by the server first")
+
+    def server_wins(call: int, audios: Any) -> None:
+        aws.s3.put_object(
+            Bucket=BUCKET, Key=LAYOUT.chunk_transcript("s1", 0), Body=other.model_dump_json()
+        )
+
+    outcome = handle(receive_one(aws), deps(aws, FakeEngine(hook=server_wins), settings(aws)))
+    assert outcome.status == "transcribed" and not outcome.written and outcome.deleted
+    assert aws.json(LAYOUT.chunk_transcript("s1", 0))["text"] == other.text
+    assert aws.counts() == (0, 0)
+
+
+class FlakyDeletes(WorkQueue):
+    def __init__(self, aws: Aws, failures: int) -> None:
+        super().__init__(aws.sqs, aws.queue_url)
+        self.failures = failures
+        self.attempts = 0
+
+    def delete(self, message: ReceivedMessage) -> None:
+        self.attempts += 1
+        if self.attempts <= self.failures:
+            raise QueueError("DeleteMessage", "ServiceUnavailable: try again")
+        super().delete(message)
+
+
+def test_a_failed_delete_is_retried(aws: Aws) -> None:
+    aws.put_chunk("s1", 0, wav_bytes(1.0))
+    queue = FlakyDeletes(aws, failures=1)
+    worker_deps = deps(aws, FakeEngine(), settings(aws))
+    worker_deps.queue = queue
+    outcome = handle(receive_one(aws), worker_deps)
+    assert outcome.deleted and queue.attempts == 2
+    assert aws.counts() == (0, 0)
+
+
+def test_a_delete_that_keeps_failing_is_healed_by_the_redelivery(aws: Aws) -> None:
+    aws.put_chunk("s1", 0, wav_bytes(1.0))
+    engine = FakeEngine()
+    worker_deps = deps(aws, engine, settings(aws))
+    worker_deps.queue = FlakyDeletes(aws, failures=99)
+    [message] = WorkQueue(aws.sqs, aws.queue_url).receive(1, 0, 1)
+    outcome = handle(message, worker_deps)
+    assert outcome.status == "transcribed" and not outcome.deleted
+    assert aws.counts() == (0, 1)
+
+    time.sleep(1.1)  # the visibility runs out: the message comes back
+    again = handle(receive_one(aws), deps(aws, engine, settings(aws)))
+    assert again.status == "skipped" and again.deleted
+    assert engine.calls == [1]  # transcribed once
+    assert aws.counts() == (0, 0)
+
+
+# -- P18: the worker's duration cap ---------------------------------------------------------
+
+
+def test_audio_over_the_duration_cap_fails_without_transcription(aws: Aws) -> None:
+    key = aws.put_chunk("s1", 0, wav_bytes(3.0))
+    engine, events = FakeEngine(), RecordingEvents()
+    outcome = handle(
+        receive_one(aws),
+        deps(aws, engine, settings(aws, max_audio_seconds=2.0, retry_delay_s=0), events=events),
+    )
+    assert outcome.status == "failed" and not outcome.deleted
+    assert outcome.reason is not None and "MAX_AUDIO_SECONDS" in outcome.reason
+    assert [(b, k) for b, k, _ in events.failed] == [(BUCKET, key)]
+    assert engine.calls == []
+    assert aws.keys("transcripts/") == []
+
+
+def test_the_worker_records_its_path(aws: Aws) -> None:
+    aws.put_chunk("s1", 0, wav_bytes(1.0))
+    handle(receive_one(aws), deps(aws, FakeEngine(), settings(aws)))
+    assert aws.json(LAYOUT.chunk_transcript("s1", 0))["transcribed_by"] == "worker"

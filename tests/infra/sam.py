@@ -135,4 +135,3 @@ def queue_alarm(template: Template, queue: str, metric: str) -> dict[str, Any] |
         ):
             return props
     return None
-

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from model_registry.resolve import LOAD_FAILED_MESSAGE
 from tests.infra.sam import (
     ROOT,
     Template,
@@ -19,7 +20,6 @@ from tests.infra.sam import (
     resources_of,
     translated,
 )
-from model_registry.resolve import LOAD_FAILED_MESSAGE
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +81,12 @@ def test_the_work_queue_age_alarm_uses_the_setting(cfn: Template) -> None:
 
 @pytest.mark.parametrize(
     ("function", "metric", "periods"),
-    [("LauncherFunction", "Errors", 1), ("RouterFunction", "Errors", 1),
-     ("RouterFunction", "Throttles", 3)],
-)  # fmt: skip
+    [
+        ("LauncherFunction", "Errors", 1),
+        ("RouterFunction", "Errors", 1),
+        ("RouterFunction", "Throttles", 3),
+    ],
+)
 def test_lambda_alarms(cfn: Template, function: str, metric: str, periods: int) -> None:
     (alarm,) = (
         a
@@ -113,8 +116,10 @@ def filter_matches(pattern: str, line: str) -> bool:
     return all(t in line for t in terms)
 
 
-@pytest.mark.parametrize(("group", "metric"), [("WorkerLogGroup", "WorkerModelLoadFailures"),
-                                               ("ServerLogGroup", "ServerModelLoadFailures")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("group", "metric"),
+    [("WorkerLogGroup", "WorkerModelLoadFailures"), ("ServerLogGroup", "ServerModelLoadFailures")],
+)
 def test_a_model_that_does_not_load_raises_an_alarm(cfn: Template, group: str, metric: str) -> None:
     (flt,) = (
         f["Properties"]
@@ -160,7 +165,9 @@ def test_monthly_budget_notifies_the_topic(cfn: Template) -> None:
     assert (props["Budget"]["BudgetType"], props["Budget"]["TimeUnit"]) == ("COST", "MONTHLY")
     kinds = set()
     for entry in props["NotificationsWithSubscribers"]:
-        assert entry["Subscribers"] == [{"SubscriptionType": "SNS", "Address": {"Ref": "AlarmTopic"}}]
+        assert entry["Subscribers"] == [
+            {"SubscriptionType": "SNS", "Address": {"Ref": "AlarmTopic"}}
+        ]
         kinds.add(entry["Notification"]["NotificationType"])
     assert kinds == {"ACTUAL", "FORECASTED"}
     # Budgets may publish to the topic (CloudWatch too), for this account only.
@@ -171,11 +178,12 @@ def test_monthly_budget_notifies_the_topic(cfn: Template) -> None:
         "cloudwatch.amazonaws.com",
     }
     assert statement["Action"] == "sns:Publish"
-    assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    assert statement["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    }
 
 
 def test_docs_name_every_alarm(cfn: Template) -> None:
     docs = (ROOT / "docs" / "infrastructure.md").read_text()
     for name in [*alarms(cfn), "MonthlyCostBudget"]:
         assert f"`{name}`" in docs, name
-

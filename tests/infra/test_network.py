@@ -208,15 +208,27 @@ VPC_CIDR_PATTERN = re.compile(source()["Parameters"]["VpcCidr"]["AllowedPattern"
 
 @pytest.mark.parametrize(
     "cidr",
-    ["0.0.0.0/0", "0.0.0.0/1", "::/0", "10.0.0.0/8", "10.42.0.0/15", "8.8.0.0/16",
-     "172.32.0.0/16", "192.169.0.0/16", "10.256.0.0/16", "10.42.1.0/16", "10.42.0.0/24",
-     "10.42.0.0/16 "],
-)  # fmt: skip
+    [
+        "0.0.0.0/0",
+        "0.0.0.0/1",
+        "::/0",
+        "10.0.0.0/8",
+        "10.42.0.0/15",
+        "8.8.0.0/16",
+        "172.32.0.0/16",
+        "192.169.0.0/16",
+        "10.256.0.0/16",
+        "10.42.1.0/16",
+        "10.42.0.0/24",
+        "10.42.0.0/16 ",
+    ],
+)
 def test_the_vpc_cidr_is_a_private_slash_16_and_nothing_wider(cidr: str) -> None:
     assert not VPC_CIDR_PATTERN.fullmatch(cidr)
 
 
-@pytest.mark.parametrize("cidr", ["10.42.0.0/16", "10.0.0.0/16", "172.16.0.0/16", "172.31.0.0/16",
-                                  "192.168.0.0/16"])  # fmt: skip
+@pytest.mark.parametrize(
+    "cidr", ["10.42.0.0/16", "10.0.0.0/16", "172.16.0.0/16", "172.31.0.0/16", "192.168.0.0/16"]
+)
 def test_private_slash_16s_are_accepted(cidr: str) -> None:
     assert VPC_CIDR_PATTERN.fullmatch(cidr)

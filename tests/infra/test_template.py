@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import re
 import subprocess
@@ -84,12 +85,10 @@ def test_one_lambda_runtime_the_newest_and_the_package_build_follows_it() -> Non
     for function in FUNCTIONS.values():  # one place: no function overrides it
         assert "Runtime" not in function["Properties"]
     # The newest Python runtime cfn-lint knows: nothing succeeds it.
-    import cfnlint
-
-    lifecycle = json.loads(
-        (Path(cfnlint.__file__).parent / "data" / "AdditionalSpecs" / "LmbdRuntimeLifecycle.json")
-        .read_text()
-    )
+    spec = importlib.util.find_spec("cfnlint")
+    assert spec is not None and spec.origin is not None
+    data = Path(spec.origin).parent / "data" / "AdditionalSpecs" / "LmbdRuntimeLifecycle.json"
+    lifecycle = json.loads(data.read_text())
     assert lifecycle[runtime]["successor"] is None
     # scripts/build-lambda-package.sh reads that line for pip's --python-version.
     script = (ROOT / "scripts" / "build-lambda-package.sh").read_text()

@@ -293,7 +293,11 @@ RESOURCE_STAR_ALLOWED = {
     ("LauncherFunctionRole", "ec2:DescribeInstances"),  # find running batch instances (P15)
     ("WorkerInstanceRole", "ecr:GetAuthorizationToken"),  # docker login to ECR
     ("ServerInstanceRole", "ecr:GetAuthorizationToken"),
-    *((role, action) for role in ("WorkerInstanceRole", "ServerInstanceRole") for action in SSM_AGENT_CHANNELS),
+    *(
+        (role, action)
+        for role in ("WorkerInstanceRole", "ServerInstanceRole")
+        for action in SSM_AGENT_CHANNELS
+    ),
 }
 
 
@@ -352,7 +356,9 @@ def test_server_role_reads_its_key_audio_and_image_and_writes_transcripts(cfn: T
     profile = resource(cfn, "ServerInstanceProfile")["Properties"]
     assert profile["Roles"] == [{"Ref": "ServerInstanceRole"}]
     granted = {a: s for s in policy_statements(server) for a in actions(s)}
-    key = "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${ApiKeyParameterName}"
+    key = (
+        "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${ApiKeyParameterName}"
+    )
     assert sub_text(granted["ssm:GetParameter"]["Resource"]) == key
     assert "ssm:GetParameters" not in granted and "ssm:GetParametersByPath" not in granted
     assert sub_text(granted["ecr:BatchGetImage"]["Resource"]).endswith(
@@ -370,7 +376,10 @@ def test_server_and_worker_logs_go_to_log_groups_with_the_retention_setting(
         props = resource(cfn, group)["Properties"]
         assert props["RetentionInDays"] == {"Ref": "LogRetentionDays"}, group
     assert default(cfn, "LogRetentionDays") == 30
-    for function, group in (("RouterFunction", "RouterLogGroup"), ("LauncherFunction", "LauncherLogGroup")):
+    for function, group in (
+        ("RouterFunction", "RouterLogGroup"),
+        ("LauncherFunction", "LauncherLogGroup"),
+    ):
         logging = resource(cfn, function)["Properties"]["LoggingConfig"]
         assert logging["LogGroup"] == {"Ref": group}
 

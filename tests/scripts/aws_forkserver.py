@@ -13,6 +13,7 @@ The steps reach it through ``AWS_CLI`` (scripts/lib/common.sh).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import selectors
@@ -74,18 +75,18 @@ def _run_child(driver: Any, request: dict[str, Any], fds: list[int]) -> int:
 
 
 def serve(path: str) -> None:
-    from awscli.clidriver import create_clidriver
+    from awscli.clidriver import create_clidriver  # type: ignore[import-untyped]
 
     driver = create_clidriver()
-    commands = driver._get_command_table()  # noqa: SLF001 - built once, inherited by every child
+    commands = driver._get_command_table()
     for service in SERVICES:
         # Parsers, service models, endpoint rules: what each call would otherwise load again.
-        commands["s3api" if service == "s3" else service]._get_command_table()  # noqa: SLF001
+        commands["s3api" if service == "s3" else service]._get_command_table()
         driver.session.create_client(
             service, region_name="us-east-1", endpoint_url="http://127.0.0.1:1"
         )
     # Credentials are each call's own (its environment), never the warm-up's.
-    driver.session._credentials = None  # noqa: SLF001
+    driver.session._credentials = None
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(64)
@@ -115,14 +116,13 @@ def serve(path: str) -> None:
             if pid == 0:
                 break
             conn = waiting.pop(pid)
-            try:
+            # A client killed meanwhile (a test's timeout) has nothing left to be told.
+            with contextlib.suppress(OSError):
                 conn.sendall(_STATUS.pack(os.waitstatus_to_exitcode(status)))
-            except OSError:
-                pass  # the client was killed (a test's timeout); nothing to tell
             conn.close()
 
 
-_CLIENT = '''\
+_CLIENT = """\
 #!{python} -IS
 # The `aws` of tests/scripts: forwards to tests/scripts/aws_forkserver.py at {path}.
 import json, os, socket, struct, sys
@@ -139,7 +139,7 @@ with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         answer += chunk
 status = struct.unpack("!i", answer)[0]
 sys.exit(128 - status if status < 0 else status)
-'''
+"""
 
 
 def write_client(directory: Path, socket_path: str) -> Path:

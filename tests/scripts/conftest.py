@@ -51,8 +51,14 @@ def _free_port() -> int:
 def moto_endpoint() -> Iterator[str]:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("moto_fixups.py")), "-H", "127.0.0.1",
-         "-p", str(port)],  # fmt: skip
+        [
+            sys.executable,
+            str(Path(__file__).with_name("moto_fixups.py")),
+            "-H",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -89,8 +95,12 @@ def fast_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The path of an ``aws`` that forwards to a fork server (aws_forkserver.py)."""
     directory = tmp_path_factory.mktemp("aws")
     socket_path = str(directory / "cli.sock")
-    env = {**_clean_env(), "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "PYTHONPATH": str(ROOT)}  # fmt: skip
+    env = {
+        **_clean_env(),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "PYTHONPATH": str(ROOT),
+    }
     process = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("aws_forkserver.py")), socket_path],
         env=env,

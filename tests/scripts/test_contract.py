@@ -41,8 +41,11 @@ def missing_names(template: dict[str, Any], text: str) -> set[str]:
     """What the scripts read that the template does not define."""
     missing = {f"output {o}" for o in outputs_read(text) - set(template["Outputs"])}
     missing |= {f"parameter {p}" for p in set(parameter_map()) - set(template["Parameters"])}
-    missing |= {f"parameter {p}" for p in re.findall(r"CFN_PARAM_([A-Z]\w+)=", text)
-                if p not in template["Parameters"]}  # fmt: skip
+    missing |= {
+        f"parameter {p}"
+        for p in re.findall(r"CFN_PARAM_([A-Z]\w+)=", text)
+        if p not in template["Parameters"]
+    }
     return missing
 
 
@@ -77,14 +80,16 @@ def test_instance_tags_are_one_key_and_the_templates_formulas() -> None:
     key = re.search(r"^ROLE_TAG_KEY=(\w+)$", COMMON, re.M)
     assert key and key.group(1) == ROLE_TAG_KEY
     outputs = source()["Outputs"]
-    formulas = re.search(r'INSTANCE_TAGS=\("\$\{batch:-([^}]+)\}" "\$\{server:-([^}]+)\}"\)', COMMON)
+    formulas = re.search(r'INSTANCE_TAGS=\("\$\{batch:-(.+?)\}" "\$\{server:-(.+?)\}"\)', COMMON)
     assert formulas, "stack_instance_tags() changed shape"
     batch, server = (f.replace("${STACK_NAME}", "${AWS::StackName}") for f in formulas.groups())
     assert sub_text(outputs["BatchInstanceTag"]["Value"]) == batch
     assert sub_text(outputs["ServerInstanceTag"]["Value"]) == server
     # The launch template tags batch instances with that key and value.
     data = source()["Resources"]["WorkerLaunchTemplate"]["Properties"]["LaunchTemplateData"]
-    (instance_tags,) = (t["Tags"] for t in data["TagSpecifications"] if t["ResourceType"] == "instance")
+    (instance_tags,) = (
+        t["Tags"] for t in data["TagSpecifications"] if t["ResourceType"] == "instance"
+    )
     assert {t["Key"]: sub_text(t["Value"]) for t in instance_tags}[ROLE_TAG_KEY] == batch
     # Scripts find instances by that key only (never by a Name that .env could spell otherwise).
     text = script_text()

@@ -4,6 +4,7 @@ failures, each one sentence with a non-zero exit."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import shlex
 import threading
@@ -101,16 +102,22 @@ def test_320_prints_a_locked_down_run_instances(offline: Steps) -> None:
     assert "--instance-type g4dn.xlarge" in run and "Encrypted=true" in run
     # On the stack's private interface: no subnet, group or public-address flag to get wrong.
     words = shlex.split(run.removeprefix("DRY-RUN: "))
-    flags = dict(zip(words, words[1:], strict=False))
+    flags = dict(itertools.pairwise(words))
     assert flags["--network-interfaces"] == (
         "NetworkInterfaceId=<ServerNetworkInterfaceId>,DeviceIndex=0"
     )
     assert flags["--iam-instance-profile"] == "Name=<ServerInstanceProfileName>"
-    for flag in ("--associate-public-ip-address", "--subnet-id", "--security-group-ids", "--key-name"):
+    for flag in (
+        "--associate-public-ip-address",
+        "--subnet-id",
+        "--security-group-ids",
+        "--key-name",
+    ):
         assert flag not in words
-    assert "{Key=SmartRouterRole,Value=smart-transcription-router-server}" in flags[
-        "--tag-specifications"
-    ]
+    assert (
+        "{Key=SmartRouterRole,Value=smart-transcription-router-server}"
+        in flags["--tag-specifications"]
+    )
     assert any("ec2 wait instance-running" in c for c in calls)
 
 

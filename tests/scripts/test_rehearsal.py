@@ -15,7 +15,8 @@ deployed function's environment. Stand-ins, each honest about itself:
     Run Command on the instance, is only printed: test_dry_run.py);
   * the Lambda runtime (342): moto cannot run the function, so the real handler runs in a
     subprocess with the deployed function's environment, FORCE_QUEUE=true (the server's private
-    address is not reachable from here, and tests send nothing off loopback).
+    address is not reachable from here, and tests send nothing off loopback); the launcher's
+    real handler likewise, to start a batch instance step-999 must find.
 docs/infrastructure.md lists what this does not prove.
 """
 
@@ -93,8 +94,16 @@ class _StubServer(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self) -> None:
-        self._json(200, {"status": "healthy", "model_loaded": True, "gpu_available": True,
-                         "device": "cuda", "model": "stub"})  # fmt: skip
+        self._json(
+            200,
+            {
+                "status": "healthy",
+                "model_loaded": True,
+                "gpu_available": True,
+                "device": "cuda",
+                "model": "stub",
+            },
+        )
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", "0")))
@@ -119,7 +128,7 @@ def stub_server() -> Iterator[str]:
 def _sam_standin(directory: Path) -> str:
     wrapper = directory / "sam"
     wrapper.write_text(
-        f"#!/bin/sh\nexec {sys.executable} {ROOT / 'tests' / 'scripts' / 'sam_standin.py'} \"$@\"\n"
+        f'#!/bin/sh\nexec {sys.executable} {ROOT / "tests" / "scripts" / "sam_standin.py"} "$@"\n'
     )
     wrapper.chmod(0o755)
     return str(wrapper)
@@ -135,13 +144,48 @@ print(json.dumps(result, default=str))
 """
 
 
+_LAUNCHER = """
+import json, os
+from launcher.handler import lambda_handler
+from smart_router.local.lambda_runtime import LocalLambdaContext
+result = lambda_handler({"action": "drain"}, LocalLambdaContext(60, os.environ["AWS_REGION"]))
+print(json.dumps(result, default=str))
+"""
+
+
+def run_launcher(endpoint: str, function_name: str) -> dict[str, Any]:
+    """The real launcher handler with the deployed function's environment: "drain now"."""
+    config = client(endpoint, "lambda").get_function_configuration(FunctionName=function_name)
+    env = {
+        **base_env(endpoint),
+        # moto keeps numbers as numbers; Lambda's environment is strings.
+        **{k: str(v) for k, v in config["Environment"]["Variables"].items()},
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+        "PYTHONPATH": str(ROOT),
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", _LAUNCHER],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    answer: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return answer
+
+
 def start_router(endpoint: str, function_arn: str) -> subprocess.Popen[str]:
     """The real router handler with the deployed function's environment (FORCE_QUEUE=true),
     started ahead and waiting for its event on stdin (Lambda's cold start is not under test)."""
     config = client(endpoint, "lambda").get_function_configuration(FunctionName=function_arn)
     env = {
         **base_env(endpoint),
-        **config["Environment"]["Variables"],
+        # moto keeps numbers as numbers; Lambda's environment is strings.
+        **{k: str(v) for k, v in config["Environment"]["Variables"].items()},
         "FORCE_QUEUE": "true",
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
@@ -182,7 +226,8 @@ class Rehearsal:
         server = {"SERVER_URL": self.stub_url}
         session = f"rehearsal-{uuid.uuid4().hex[:8]}"
         modes: dict[str, tuple[tuple[str, ...], dict[str, str]]] = {
-            "305": (("--dry-run", "--download"), {}),  # publish the model: real weights, hub
+            # Publishing real weights from the hub: printed only.
+            "305": (("--dry-run", "--download", "--language", "sv"), {}),
             "312": (("--dry-run",), {}),  # docker build
             "313": (("--dry-run",), {}),  # docker push (its result is put into moto's ECR)
             "326": (("--direct", "--wait", "5"), server),
@@ -205,15 +250,22 @@ class Rehearsal:
                 )
                 _StubServer.key = parameter["Parameter"]["Value"]
             if step == "342":
-                self._route_the_smoke_chunk()
+                routing = self._route_the_smoke_chunk()
             ran[step] = self.steps.ok(step, *args, extra=extra)
+            if step == "342":  # the step sees the queued message before the router has exited
+                routing.join(timeout=60)
         return ran
 
     def _pushed_image(self) -> None:
         """What step-313's docker push leaves behind: the tag in the repository."""
-        manifest = json.dumps({"schemaVersion": 2, "mediaType":
-                               "application/vnd.docker.distribution.manifest.v2+json",
-                               "config": {"digest": "sha256:" + "0" * 64, "size": 1}, "layers": []})  # fmt: skip
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {"digest": "sha256:" + "0" * 64, "size": 1},
+                "layers": [],
+            }
+        )
         ecr = client(self.endpoint, "ecr")
         images = ecr.list_images(repositoryName=self.names["repo"])["imageIds"]
         if not any(i.get("imageTag") == "latest" for i in images):
@@ -221,11 +273,13 @@ class Rehearsal:
                 repositoryName=self.names["repo"], imageManifest=manifest, imageTag="latest"
             )
 
-    def _route_the_smoke_chunk(self) -> None:
+    def _route_the_smoke_chunk(self) -> threading.Thread:
         """Lambda's part in step-342: invoke the router once the chunk is uploaded."""
         values = self.steps.values()
         s3 = client(self.endpoint, "s3")
-        before = {o["Key"] for o in s3.list_objects_v2(Bucket=self.names["bucket"]).get("Contents", [])}
+        before = {
+            o["Key"] for o in s3.list_objects_v2(Bucket=self.names["bucket"]).get("Contents", [])
+        }
 
         process = start_router(self.endpoint, values["ROUTER_FUNCTION_ARN"])
 
@@ -239,13 +293,13 @@ class Rehearsal:
                 time.sleep(0.05)
             process.kill()
 
-        threading.Thread(target=router, daemon=True).start()
+        thread = threading.Thread(target=router, daemon=True)
+        thread.start()
+        return thread
 
 
 @pytest.fixture
-def rehearsal(
-    tmp_path: Path, moto_endpoint: str, fast_aws: str, stub_server: str
-) -> Rehearsal:
+def rehearsal(tmp_path: Path, moto_endpoint: str, fast_aws: str, stub_server: str) -> Rehearsal:
     suffix = uuid.uuid4().hex[:8]
     names = {
         "bucket": f"rehearsal-{suffix}",
@@ -297,14 +351,16 @@ def outputs_the_scripts_read() -> set[str]:
     return names
 
 
-def assert_router_reaches_the_server_privately(endpoint: str, out: dict[str, str], values: dict[str, str]) -> None:
+def assert_router_reaches_the_server_privately(
+    endpoint: str, out: dict[str, str], values: dict[str, str]
+) -> None:
     ec2 = client(endpoint, "ec2")
     function = client(endpoint, "lambda").get_function_configuration(
         FunctionName=out["RouterFunctionArn"]
     )
-    eni = ec2.describe_network_interfaces(
-        NetworkInterfaceIds=[out["ServerNetworkInterfaceId"]]
-    )["NetworkInterfaces"][0]
+    eni = ec2.describe_network_interfaces(NetworkInterfaceIds=[out["ServerNetworkInterfaceId"]])[
+        "NetworkInterfaces"
+    ][0]
     private_ip = eni["PrivateIpAddress"]
     server_url = function["Environment"]["Variables"]["SERVER_URL"]
     assert server_url == f"http://{private_ip}:8000" == out["ServerUrl"] == values["SERVER_URL"]
@@ -316,12 +372,16 @@ def assert_router_reaches_the_server_privately(endpoint: str, out: dict[str, str
     ]
     (instance,) = reservation["Instances"]
     assert instance["PrivateIpAddress"] == private_ip
-    assert [n["NetworkInterfaceId"] for n in instance["NetworkInterfaces"]] == [eni["NetworkInterfaceId"]]
+    assert [n["NetworkInterfaceId"] for n in instance["NetworkInterfaces"]] == [
+        eni["NetworkInterfaceId"]
+    ]
     assert not instance.get("PublicIpAddress")
     tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
     assert tags["SmartRouterRole"] == out["ServerInstanceTag"]
     # The server's port admits the router's security group, and nothing wider.
-    (group,) = ec2.describe_security_groups(GroupIds=[out["ServerSecurityGroupId"]])["SecurityGroups"]
+    (group,) = ec2.describe_security_groups(GroupIds=[out["ServerSecurityGroupId"]])[
+        "SecurityGroups"
+    ]
     (rule,) = group["IpPermissions"]
     assert (rule["IpProtocol"], rule["FromPort"], rule["ToPort"]) == ("tcp", 8000, 8000)
     assert [p["GroupId"] for p in rule["UserIdGroupPairs"]] == [out["RouterSecurityGroupId"]]
@@ -346,7 +406,11 @@ def router_services(endpoint: str, stack: str) -> set[str]:
         if isinstance(document, str):  # moto answers a Python repr, not JSON
             document = ast.literal_eval(document)
         for statement in document["Statement"]:
-            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            actions = (
+                statement["Action"]
+                if isinstance(statement["Action"], list)
+                else [statement["Action"]]
+            )
             services |= {a.split(":")[0] for a in actions}
     return services
 
@@ -403,15 +467,24 @@ def assert_router_subnets_reach_its_services(
         assert not any(str(r.get("GatewayId", "")).startswith("igw-") for r in table["Routes"])
 
 
-def assert_an_alarm_for_each_dead_letter_queue(build_dir: Path, endpoint: str, out: dict[str, str]) -> None:
+def assert_an_alarm_for_each_dead_letter_queue(
+    build_dir: Path, endpoint: str, out: dict[str, str]
+) -> None:
     deployed = json.loads((build_dir / "template.yaml").read_text())
     queues = dead_letter_queues(deployed)
     assert len(queues) == 4
     for queue in queues:
         assert queue_alarm(deployed, queue, "ApproximateNumberOfMessagesVisible"), queue
     # The queues the alarms name exist in the stack moto built.
-    urls = {out[k] for k in ("DeadLetterQueueUrl", "RouterDeadLetterQueueUrl",
-                             "RouterEventsDeadLetterQueueUrl", "LauncherDeadLetterQueueUrl")}  # fmt: skip
+    urls = {
+        out[k]
+        for k in (
+            "DeadLetterQueueUrl",
+            "RouterDeadLetterQueueUrl",
+            "RouterEventsDeadLetterQueueUrl",
+            "LauncherDeadLetterQueueUrl",
+        )
+    }
     sqs = client(endpoint, "sqs")
     for url in urls:
         sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
@@ -456,13 +529,20 @@ def snapshot(rehearsal: Rehearsal) -> dict[str, Any]:
 def assert_nothing_left(rehearsal: Rehearsal, out: dict[str, str]) -> None:
     e, n = rehearsal.endpoint, rehearsal.names
     stacks = client(e, "cloudformation").list_stacks()["StackSummaries"]
-    assert all(s["StackStatus"] == "DELETE_COMPLETE" for s in stacks if s["StackName"] == n["stack"])
+    assert all(
+        s["StackStatus"] == "DELETE_COMPLETE" for s in stacks if s["StackName"] == n["stack"]
+    )
     ec2 = client(e, "ec2")
     for tag in (out["ServerInstanceTag"], out["BatchInstanceTag"]):
         live = ec2.describe_instances(
-            Filters=[{"Name": "tag:SmartRouterRole", "Values": [tag]},
-                     {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
-        )["Reservations"]  # fmt: skip
+            Filters=[
+                {"Name": "tag:SmartRouterRole", "Values": [tag]},
+                {
+                    "Name": "instance-state-name",
+                    "Values": ["pending", "running", "stopping", "stopped"],
+                },
+            ]
+        )["Reservations"]
         assert not live, tag
     assert not ec2.describe_vpcs(Filters=[{"Name": "vpc-id", "Values": [out["VpcId"]]}])["Vpcs"]
     assert not ec2.describe_network_interfaces(
@@ -474,8 +554,11 @@ def assert_nothing_left(rehearsal: Rehearsal, out: dict[str, str]) -> None:
     functions = client(e, "lambda").list_functions()["Functions"]
     assert not [f for f in functions if f["FunctionName"].startswith(n["stack"])]
     client(e, "s3").head_bucket(Bucket=n["bucket"])  # the operator's bucket is kept
-    assert all(v == "" for k, v in rehearsal.steps.values().items()
-               if k in {"QUEUE_URL", "SERVER_URL", "SERVER_INSTANCE_ID", "ROUTER_FUNCTION_ARN"})  # fmt: skip
+    assert all(
+        v == ""
+        for k, v in rehearsal.steps.values().items()
+        if k in {"QUEUE_URL", "SERVER_URL", "SERVER_INSTANCE_ID", "ROUTER_FUNCTION_ARN"}
+    )
 
 
 @pytest.mark.slow
@@ -485,7 +568,9 @@ def test_every_step_in_order_against_moto(rehearsal: Rehearsal) -> None:
     assert list(ran)[:4] == ["001", "010", "011", "020"] and list(ran)[-1] == "342"
     assert "server key: stored as SSM SecureString" in ran["010"]
     assert "webhook signing key: stored as SSM SecureString" in ran["010"]
-    assert "5 IAM role(s) present, no wildcard actions" in ran["011"] or "not deployed" in ran["011"]
+    assert (
+        "5 IAM role(s) present, no wildcard actions" in ran["011"] or "not deployed" in ran["011"]
+    )
     assert "transcript written" not in ran["342"] and "queued the chunk" in ran["342"]
     ssm = client(rehearsal.endpoint, "ssm")
     key = ssm.get_parameter(Name=rehearsal.names["key"], WithDecryption=True)["Parameter"]
@@ -520,10 +605,22 @@ def test_every_step_in_order_against_moto(rehearsal: Rehearsal) -> None:
     failed = rehearsal.steps.run("342", "--session", "rehearsal-never", "--timeout", "0")
     assert failed.returncode == 1 and "no transcript for" in failed.stderr
 
+    # The launcher (its real handler, the deployed environment) starts a batch instance for the
+    # queued chunks: step-999 must find it as well as the server.
+    launched = run_launcher(rehearsal.endpoint, out["LauncherFunctionName"])
+    assert launched["status"] == "launched", launched
+    (batch,) = launched["launched"]
+    assert batch["subnet_id"] in out["PrivateSubnetIds"].split(",")
+    ec2 = client(rehearsal.endpoint, "ec2")
+    (reservation,) = ec2.describe_instances(InstanceIds=[batch["instance_id"]])["Reservations"]
+    tags = {t["Key"]: t["Value"] for t in reservation["Instances"][0]["Tags"]}
+    assert tags["SmartRouterRole"] == out["BatchInstanceTag"]
+
     refused = rehearsal.steps.run("999")
     assert refused.returncode == 1 and "--yes" in refused.stderr
     rehearsal.steps.ok("999", "--yes")
     assert_nothing_left(rehearsal, out)
+    (reservation,) = ec2.describe_instances(InstanceIds=[batch["instance_id"]])["Reservations"]
+    assert reservation["Instances"][0]["State"]["Name"] == "terminated"
     assert "already gone" in rehearsal.steps.ok("999", "--yes")
     print(f"rehearsal: {time.monotonic() - started:.1f} s")
-

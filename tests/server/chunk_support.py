@@ -38,7 +38,7 @@ class FakeEngine:
     """Answers every audio at once; ``hook(batch)`` runs first (block, raise). ``batches``
     records each call's audio lengths in seconds."""
 
-    hook: Callable[[list[float]], None] | None = None
+    hook: Callable[[list[float]], object] | None = None
     batches: list[list[float]] = field(default_factory=list)
     model_name: str = "fake-whisper"
     device: str = "cpu"

@@ -49,7 +49,7 @@ def serve(s3: FaultyS3, **overrides: Any) -> tuple[TestClient, Runtime]:
     return client, runtime
 
 
-def post(s3: FaultyS3, body: dict[str, Any] = REQUEST, **overrides: Any) -> httpx.Response:
+def post(s3: FaultyS3, body: dict[str, Any] = REQUEST, **overrides: Any) -> Any:
     client, runtime = serve(s3, **overrides)
     with client:
         assert runtime.wait_loaded(30), runtime.load_error
@@ -129,7 +129,7 @@ def test_the_input_client_has_timeouts_within_fetch_timeout(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-north-1")
-    config = default_s3_client(make_settings(fetch_timeout_s=3.0)).meta.config
+    config: Any = default_s3_client(make_settings(fetch_timeout_s=3.0)).meta.config
     assert config.read_timeout == 3.0
     assert config.connect_timeout == 3.0
     config = default_s3_client(make_settings(fetch_timeout_s=60.0)).meta.config

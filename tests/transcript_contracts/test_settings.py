@@ -79,7 +79,7 @@ def test_env_example_loads_for_every_deployable() -> None:
     assert router.layout.audio_prefix == "audio/"
     server = load_settings(settings_class("server"))
     assert server.model_dump()["allowed_buckets"] == ["my-transcription-bucket"]
-    assert load_settings(WorkerSettings).language == "sv"
+    assert load_settings(WorkerSettings).language == "auto"  # issue 18: never a silent sv
 
 
 def test_missing_required_values_are_named() -> None:
@@ -201,7 +201,7 @@ def test_empty_worker_values_take_their_defaults(monkeypatch: pytest.MonkeyPatch
         },
     )
     worker = load_settings(WorkerSettings)
-    assert (worker.language, worker.model_id, worker.worker_batch_size) == ("sv", None, 10)
+    assert (worker.language, worker.model_id, worker.worker_batch_size) == ("auto", None, 10)
     assert worker.webhook_secret is None
     assert worker.webhook_secret_parameter == "/transcription/webhook-secret"
     monkeypatch.setenv("BUCKET_NAME", "")

@@ -172,3 +172,25 @@ def test_stitch_invariants(
     again = stitch(m, list(reversed(chunks)))
     for fmt in ("json", "txt", "srt", "vtt"):
         assert render(session, fmt) == render(again, fmt)
+
+
+def test_a_manifest_language_whisper_does_not_know_is_not_the_sessions() -> None:
+    """Issue 18: "swedish" or "auto" in the manifest is not what the chunks were transcribed
+    in; the session carries the chunks' language, and each chunk's detection and warning."""
+    chunks = [
+        make_chunk(0, language="en").model_copy(
+            update={"detected_language": "en", "language_probability": 0.96}
+        ),
+        make_chunk(1, language="en").model_copy(
+            update={"language_warning": "transcribed as 'en' but the audio sounds like 'sv'"}
+        ),
+    ]
+    for stated in ("swedish", "auto", "xx"):
+        assert stitch(manifest(2, language=stated), chunks).language == "en"
+    session = stitch(manifest(2), chunks)
+    assert session.chunks[0].detected_language == "en"
+    assert session.chunks[0].language_probability == 0.96
+    assert session.chunks[1].language_warning is not None
+    # Unset fields stay out of the JSON: older documents keep their exact bytes.
+    plain = stitch(manifest(1), [make_chunk(0)])
+    assert b"detected_language" not in render(plain, "json")

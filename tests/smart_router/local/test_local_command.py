@@ -50,6 +50,14 @@ def test_bad_files_are_refused_before_anything_starts(tmp_path: Path) -> None:
     assert not (tmp_path / "logs").exists()
 
 
+def test_server_late_goes_alone_and_with_seconds(tmp_path: Path) -> None:
+    for extra in (["--server-down"], ["--stop-server-after", "2"], []):
+        seconds = "-1" if not extra else "5"
+        argv = ["local", "--server-late", seconds, *extra, "--output", str(tmp_path)]
+        assert main(argv) == 2
+    assert not (tmp_path / "logs").exists()
+
+
 def _children(pid: int) -> set[int]:
     found: set[int] = set()
     for task in Path(f"/proc/{pid}/task").iterdir():
