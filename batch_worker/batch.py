@@ -147,8 +147,13 @@ class BatchProcessor:
                 if item.ref is not None:
                     manifest = manifests.get((item.ref.bucket, item.ref.session_id))
                     stated = manifest.language if manifest else None
-                    item.language = self._job.language_for(item.ref.session_id, stated)
-            self._fetch(pending)
+                    try:
+                        item.language = self._job.language_for(
+                            item.ref.session_id, stated, bucket=item.ref.bucket
+                        )
+                    except ChunkJobError as exc:  # the session's record could not be read
+                        self._fail(item, "failed", exc.reason)
+            self._fetch([i for i in pending if i.outcome is None])
             self._transcribe_and_write([i for i in pending if i.outcome is None])
         self._stitch_and_delete([i for i in items if i.done and i.outcome is None], manifests)
         outcomes = [i.outcome for i in items if i.outcome is not None]
@@ -217,7 +222,7 @@ class BatchProcessor:
             item.transcribed = True
             item.audio_s = result.result.duration_s
             transcript = self._job.build(
-                result.ref, result.etag, result.result, result.processing_s
+                result.ref, result.etag, result.result, result.processing_s, told=item.language
             )
             try:
                 item.written = self._job.write(result.ref, transcript)

@@ -3,7 +3,6 @@
 WorkerError
 ├── QueueError            SQS answered an error or could not be reached
 ├── InvalidMessageError   a queue message is not a valid work item (left for redrive)
-├── ChunkInputError       the chunk's audio is unusable: missing, too large, undecodable
 └── ImdsError             instance metadata (spot notices) could not be read
 """
 
@@ -25,15 +24,6 @@ class QueueError(WorkerError):
 
 class InvalidMessageError(WorkerError):
     """A queue message is not a valid work item (bad JSON, bad key, other bucket)."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-
-class ChunkInputError(WorkerError):
-    """The chunk's audio cannot be used: missing, too large or undecodable. Retrying the same
-    object will not help; the message is left for redrive and reaches the DLQ."""
 
     def __init__(self, reason: str) -> None:
         self.reason = reason

@@ -108,6 +108,7 @@ class WorkerDeps:
             transcribed_by="worker",
             default_language=settings.language,
             model_version=self.model_version,
+            word_timestamps=settings.word_timestamps,
             decoder=self.decode,
             now=self.now,
         )

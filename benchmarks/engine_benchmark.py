@@ -1,31 +1,42 @@
-"""Benchmark of the Whisper engine against two baselines on the same espeak-ng speech.
+"""Benchmark of the Whisper engine, in-process, against baselines on the same espeak-ng speech.
 
 Systems (each one runs in its own child process so that memory peaks and thread pools do not
 mix: CTranslate2's and torch's OpenMP pools slow each other down when they share a process):
 
-- ``engine``: whisper_engine (VAD windows cut at silences, batched greedy, transformers),
-  with Whisper's segment timestamps (the default).
-- ``engine-no-timestamps``: the same with ``DecodeOptions(timestamps=False)``: one segment per
-  window, the way faster-whisper's batched pipeline decodes.
+- ``engine``: whisper_engine as deployed: VAD windows, batched greedy decoding without
+  timestamp tokens, segment and word times from cross-attention alignment (COMPUTE_TYPE auto
+  unless --compute-type).
+- ``engine-tokens``: the same with Whisper's timestamp tokens (``timestamp_tokens=True``),
+  the engine's mode before issue 16.
+- ``engine-plain``: no timestamps at all (one segment per window, no alignment).
 - ``faster-whisper``: faster-whisper's BatchedInferencePipeline on the original CTranslate2
-  weights (int8, greedy, its own VAD).
+  weights (int8, greedy, its own VAD, batch 8); ``faster-whisper-words`` adds its word
+  timestamps.
 - ``pipeline``: the naive transformers pipeline, chunk_length_s=30, batch_size=6, greedy.
 
-Audio: sentences rendered by espeak-ng with pauses of 1-3 s between them (about 90 s per
-language). Figures: load time, transcription time, speed (audio seconds per wall second), WER,
-peak RSS. Run: ``.venv/bin/python benchmarks/engine_benchmark.py [--languages en sv]``.
+Audio: sentences rendered by espeak-ng with pauses of 1-3 s between them (about 100 s per
+language). Figures: load time after imports (model + warm-up), transcription time (median of
+--repeat runs after one warm-up call), speed (audio seconds per wall second), WER, peak RSS,
+and on CUDA peak GPU memory. ``--profile`` prints the engine's cProfile top entries instead.
+
+Run: ``.venv/bin/python benchmarks/engine_benchmark.py [--languages en sv] [--device cuda]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import json
 import os
+import pstats
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,17 +84,28 @@ SENTENCES = {
         "Tack för att du väntade, doktorn tar emot dig om några minuter.",
     ],
 }
-SYSTEMS = ("engine", "engine-no-timestamps", "faster-whisper", "pipeline")
+SYSTEMS = (
+    "engine",
+    "engine-tokens",
+    "engine-plain",
+    "faster-whisper",
+    "faster-whisper-words",
+    "pipeline",
+)
 
 
-def build_audio(language: str) -> tuple[np.ndarray, str]:
-    rng = np.random.default_rng(7)
+def build_audio(
+    language: str, *, seed: int = 7, order: list[int] | None = None
+) -> tuple[np.ndarray, str]:
+    """The language's sentences (in ``order``) with pauses of 1-3 s: (samples, reference)."""
+    rng = np.random.default_rng(seed)
+    sentences = [SENTENCES[language][i] for i in order] if order else SENTENCES[language]
     pieces: list[np.ndarray] = []
-    for sentence in SENTENCES[language]:
+    for sentence in sentences:
         pieces.append(synthesize(sentence, language, lead_s=0.0, tail_s=0.0))
         pause = rng.uniform(1.0, 3.0)
         pieces.append(np.zeros(int(pause * SAMPLE_RATE), dtype=np.float32))
-    return np.concatenate(pieces), " ".join(SENTENCES[language])
+    return np.concatenate(pieces), " ".join(sentences)
 
 
 def ct2_dir() -> Path:
@@ -107,78 +129,149 @@ def ct2_dir() -> Path:
     return target
 
 
-def run_system(system: str, audio_path: Path, language: str, model_dir: Path) -> dict[str, Any]:
-    """Runs inside the child process: load, warm up on 2 s, transcribe, measure."""
-    audio = np.load(audio_path)
-    warmup = audio[: 2 * SAMPLE_RATE]
+def _engine(
+    system: str, model_dir: Path, args: argparse.Namespace, language: str
+) -> tuple[Callable[[np.ndarray], str], dict[str, Any]]:
+    import torch  # imports first: the load time below is the model's, not the libraries'
+    import transformers  # noqa: F401
+
+    from whisper_engine.decoding import DecodeOptions
+    from whisper_engine.transcriber import EngineOptions, WhisperEngine
+
+    decode = DecodeOptions(timestamp_tokens=system == "engine-tokens", alignment=system == "engine")
+    options = EngineOptions(batch_size=args.batch_size, decode=decode)
     started = time.perf_counter()
-    if system in ("engine", "engine-no-timestamps"):
-        from whisper_engine.decoding import DecodeOptions
-        from whisper_engine.transcriber import EngineOptions, WhisperEngine
+    engine = WhisperEngine.load(
+        model_dir, device=args.device, compute_type=args.compute_type, options=options
+    )
+    facts = {
+        "load_s": time.perf_counter() - started,
+        "model_load_s": engine.loaded.load_s,
+        "compute_type": engine.compute_type,
+        "batch_size": engine.batch_size,
+        "device": engine.device,
+        "threads": torch.get_num_threads(),
+    }
 
-        options = EngineOptions(decode=DecodeOptions(timestamps=system == "engine"))
-        engine = WhisperEngine.load(model_dir, device="cpu", options=options)
-        load_s = time.perf_counter() - started
+    def transcribe(samples: np.ndarray) -> str:
+        return engine.transcribe(samples, language=language).text
 
-        def transcribe(samples: np.ndarray) -> str:
-            return engine.transcribe(samples, language=language).text
+    return transcribe, facts
 
-    elif system == "faster-whisper":
-        from faster_whisper import (  # type: ignore[import-untyped]
-            BatchedInferencePipeline,
-            WhisperModel,
+
+def _faster_whisper(
+    system: str, args: argparse.Namespace, language: str
+) -> tuple[Callable[[np.ndarray], str], dict[str, Any]]:
+    from faster_whisper import (  # type: ignore[import-untyped]
+        BatchedInferencePipeline,
+        WhisperModel,
+    )
+
+    started = time.perf_counter()
+    model = WhisperModel(
+        str(ct2_dir()), device="cpu", compute_type="int8", cpu_threads=args.fw_threads
+    )
+    batched = BatchedInferencePipeline(model=model)
+    facts = {"load_s": time.perf_counter() - started, "compute_type": "int8", "batch_size": 8}
+    words = system == "faster-whisper-words"
+
+    def transcribe(samples: np.ndarray) -> str:
+        segments, _ = batched.transcribe(
+            samples,
+            language=language,
+            beam_size=1,
+            batch_size=8,
+            vad_filter=True,
+            word_timestamps=words,
         )
+        return " ".join(s.text.strip() for s in segments)
 
-        model = WhisperModel(str(ct2_dir()), device="cpu", compute_type="int8", cpu_threads=2)
-        batched = BatchedInferencePipeline(model=model)
-        load_s = time.perf_counter() - started
+    return transcribe, facts
 
-        def transcribe(samples: np.ndarray) -> str:
-            segments, _ = batched.transcribe(
-                samples, language=language, beam_size=1, batch_size=8, vad_filter=True
-            )
-            return " ".join(s.text.strip() for s in segments)
 
+def _pipeline(model_dir: Path, language: str) -> tuple[Callable[[np.ndarray], str], dict[str, Any]]:
+    import torch
+    from transformers import pipeline
+
+    started = time.perf_counter()
+    asr: Any = pipeline(
+        "automatic-speech-recognition",
+        model=str(model_dir),
+        device="cpu",
+        dtype=torch.float32,
+        chunk_length_s=30,
+        batch_size=6,
+    )
+    facts = {"load_s": time.perf_counter() - started, "compute_type": "float32", "batch_size": 6}
+
+    def transcribe(samples: np.ndarray) -> str:
+        kwargs = {"language": language, "num_beams": 1, "task": "transcribe"}
+        return str(asr(samples.copy(), generate_kwargs=kwargs)["text"]).strip()
+
+    return transcribe, facts
+
+
+def run_system(
+    system: str, audio_path: Path, language: str, model_dir: Path, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Runs inside the child process: load, warm up on 2 s, transcribe --repeat times."""
+    audio = np.load(audio_path)
+    if system.startswith("engine"):
+        transcribe, facts = _engine(system, model_dir, args, language)
+    elif system.startswith("faster-whisper"):
+        transcribe, facts = _faster_whisper(system, args, language)
     elif system == "pipeline":
-        import torch
-        from transformers import pipeline
-
-        asr: Any = pipeline(
-            "automatic-speech-recognition",
-            model=str(model_dir),
-            device="cpu",
-            dtype=torch.float32,
-            chunk_length_s=30,
-            batch_size=6,
-        )
-        load_s = time.perf_counter() - started
-
-        def transcribe(samples: np.ndarray) -> str:
-            kwargs = {"language": language, "num_beams": 1, "task": "transcribe"}
-            return str(asr(samples.copy(), generate_kwargs=kwargs)["text"]).strip()
-
+        transcribe, facts = _pipeline(model_dir, language)
     else:
         raise SystemExit(f"unknown system {system}")
-    transcribe(warmup)
-    started = time.perf_counter()
-    text = transcribe(audio)
-    elapsed = time.perf_counter() - started
-    return {
+    transcribe(audio[: 2 * SAMPLE_RATE])
+    cuda = facts.get("device", "cpu").startswith("cuda")
+    if cuda:
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+    if args.profile:
+        profile = cProfile.Profile()
+        profile.enable()
+    times = []
+    text = ""
+    for _ in range(args.repeat):
+        started = time.perf_counter()
+        text = transcribe(audio)
+        times.append(time.perf_counter() - started)
+    result: dict[str, Any] = {
         "system": system,
         "language": language,
-        "load_s": load_s,
-        "transcribe_s": elapsed,
+        "transcribe_s": statistics.median(times),
+        "transcribe_runs_s": times,
         "audio_s": audio.shape[0] / SAMPLE_RATE,
         "text": text,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        **facts,
     }
+    if args.profile:
+        profile.disable()
+        out = io.StringIO()
+        pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(args.profile)
+        result["profile"] = out.getvalue()
+    if cuda:
+        import torch
+
+        result["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 1024**2
+    return result
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--languages", nargs="+", default=["en", "sv"], choices=sorted(SENTENCES))
-    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS)
+    parser.add_argument("--systems", nargs="+", default=list(SYSTEMS[:4]), choices=SYSTEMS)
     parser.add_argument("--model-dir", type=Path, default=None, help="default: prepared model")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (engine systems)")
+    parser.add_argument("--compute-type", default="auto", help="COMPUTE_TYPE of the engine")
+    parser.add_argument("--batch-size", type=int, default=None, help="engine BATCH_SIZE")
+    parser.add_argument("--fw-threads", type=int, default=2, help="faster-whisper cpu_threads")
+    parser.add_argument("--repeat", type=int, default=1, help="timed runs per system (median)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile top N")
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
     parser.add_argument(
         "--child", nargs=3, metavar=("SYSTEM", "AUDIO", "LANG"), help=argparse.SUPPRESS
@@ -190,10 +283,10 @@ def main() -> int:
     model_dir = args.model_dir or prepare_default_model()
     if args.child:
         system, audio_path, language = args.child
-        print(json.dumps(run_system(system, Path(audio_path), language, model_dir)))
+        print(json.dumps(run_system(system, Path(audio_path), language, model_dir, args)))
         return 0
 
-    if "faster-whisper" in args.systems:
+    if any(s.startswith("faster-whisper") for s in args.systems):
         ct2_dir()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -202,7 +295,7 @@ def main() -> int:
             audio_path = Path(tmp) / f"{language}.npy"
             np.save(audio_path, audio)
             for system in args.systems:
-                command = [sys.executable, __file__, "--model-dir", str(model_dir),
+                command = [sys.executable, __file__, *_child_args(args, model_dir),
                            "--child", system, str(audio_path), language]  # fmt: skip
                 env = {**os.environ, "TOKENIZERS_PARALLELISM": "false"}
                 completed = subprocess.run(  # noqa: S603 - our own script
@@ -222,14 +315,29 @@ def main() -> int:
     return 0
 
 
+def _child_args(args: argparse.Namespace, model_dir: Path) -> list[str]:
+    """The parent's options that the child's run depends on."""
+    out = ["--model-dir", str(model_dir), "--device", args.device]
+    out += ["--compute-type", args.compute_type, "--fw-threads", str(args.fw_threads)]
+    out += ["--repeat", str(args.repeat), "--profile", str(args.profile)]
+    if args.batch_size:
+        out += ["--batch-size", str(args.batch_size)]
+    return out
+
+
 def _print_row(r: dict[str, Any]) -> None:
     speed = r["audio_s"] / r["transcribe_s"]
+    gpu = f"  peak GPU {r['peak_gpu_mb']:6.0f} MB" if "peak_gpu_mb" in r else ""
     print(
-        f"{r['language']:>2} {r['system']:<15} audio {r['audio_s']:5.1f} s  "
-        f"load {r['load_s']:5.2f} s  transcribe {r['transcribe_s']:6.2f} s  "
-        f"speed {speed:5.1f}x real time  WER {r['wer']:.3f}  peak RSS {r['peak_rss_mb']:6.0f} MB",
+        f"{r['language']:>2} {r['system']:<20} {r.get('device', 'cpu'):<6} "
+        f"{r.get('compute_type', '?'):<24} batch {r.get('batch_size', '?')!s:>2}  "
+        f"audio {r['audio_s']:5.1f} s  load {r['load_s']:5.2f} s  "
+        f"transcribe {r['transcribe_s']:6.2f} s  speed {speed:5.1f}x real time  "
+        f"WER {r['wer']:.3f}  peak RSS {r['peak_rss_mb']:6.0f} MB{gpu}",
         flush=True,
     )
+    if r.get("profile"):
+        print(r["profile"], flush=True)
 
 
 if __name__ == "__main__":

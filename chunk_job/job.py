@@ -117,6 +117,8 @@ class ChunkJob:
     transcribed_by: TranscribedBy
     default_language: str
     model_version: str | None = None
+    # WORD_TIMESTAMPS: keep each segment's words in the transcripts this job builds.
+    word_timestamps: bool = False
     decoder: Decoder = decode
     now: Callable[[], datetime] = field(default=utc_now)
 
@@ -217,6 +219,7 @@ class ChunkJob:
             transcribed_by=self.transcribed_by,
             model_version=self.model_version,
             language_warning=warning,
+            word_timestamps=self.word_timestamps,
         )
 
     def _language_notes(self, ref: ChunkRef, result: TranscriptionResult, told: str) -> str | None:

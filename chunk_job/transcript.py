@@ -26,6 +26,7 @@ def build_transcript(
     transcribed_by: TranscribedBy,
     model_version: str | None,
     language_warning: str | None = None,
+    word_timestamps: bool = False,
 ) -> ChunkTranscript:
     """The chunk transcript of ``s3://bucket/key``; ``etag`` is the object actually read.
     Segment ends the engine rounded a hair before their start are clamped (the contract
@@ -43,7 +44,7 @@ def build_transcript(
         language_warning=language_warning,
         duration_s=result.duration_s,
         text=result.text,
-        segments=segments_from(result.segments),
+        segments=segments_from(result.segments, words=word_timestamps),
         processing_s=round(max(processing_s, 0.0), 4),
         created_at=created_at,
     )

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Final
 
@@ -40,7 +41,12 @@ from server.settings import ServerSettings
 from transcript_store import TranscriptStore
 
 if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
     from server.runtime import Runtime
+    from whisper_engine.errors import WhisperEngineError
+    from whisper_engine.results import TranscriptionResult
 
 logger = logging.getLogger(__name__)
 
@@ -82,10 +88,11 @@ class Drainer:
             buckets_named="in ALLOWED_BUCKETS",
             retry_delay_s=settings.retry_delay_s,
         )
+        self._inference_s = 0.0
         self.processor = BatchProcessor(
             job,
             queue,
-            inference.transcribe_queued,
+            self._transcribe,
             rules,
             self.heartbeat,
             self.control,
@@ -120,6 +127,10 @@ class Drainer:
     def _run(self) -> None:
         failures = 0
         while not self.control.requested:
+            if not self.inference.alive:
+                # No inference thread to run queued work: never receive what nobody can do.
+                self.control.wait(1.0)
+                continue
             if not self.inference.direct_idle:
                 # Direct requests first: take queued work only when none is waiting.
                 self.control.wait(self._idle_poll_s)
@@ -146,7 +157,19 @@ class Drainer:
                 break
             self._process(received)
 
+    def _transcribe(
+        self, audios: Sequence[NDArray[np.float32]], languages: Sequence[str | None]
+    ) -> list[TranscriptionResult | WhisperEngineError]:
+        """The inference thread's queued work, timed (what a direct request may wait behind)."""
+        started = time.perf_counter()
+        try:
+            return self.inference.transcribe_queued(audios, languages)
+        finally:
+            self._inference_s = time.perf_counter() - started
+
     def _process(self, received: list[ReceivedMessage]) -> None:
+        started = time.perf_counter()
+        self._inference_s = 0.0
         try:
             self.processor.process(received)
         except Exception:
@@ -158,7 +181,13 @@ class Drainer:
                 self.heartbeat.in_flight(), self.settings.retry_delay_s, "drainer batch failed"
             )
             return
-        logger.info("drained a batch", extra={"drainer": self.stats.to_dict()})
+        logger.info(
+            "drained a batch of %d in %.2f s, %.2f s of it in inference",
+            len(received),
+            time.perf_counter() - started,
+            self._inference_s,
+            extra={"drainer": self.stats.to_dict()},
+        )
 
 
 def build_drainer(runtime: Runtime) -> Drainer | None:
@@ -212,4 +241,5 @@ def drainer_job(runtime: Runtime) -> ChunkJob:
         transcribed_by="server-drainer",
         default_language=settings.language,
         model_version=runtime.model_version,
+        word_timestamps=settings.word_timestamps,
     )

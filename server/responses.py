@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from fastapi import Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
 from server.runtime import Runtime
-from server.schemas import ResponseFormat, SegmentOut, TranscriptionOut
+from server.schemas import ResponseFormat, SegmentOut, TimestampGranularity, TranscriptionOut
 from transcript_contracts.formats import to_srt, to_vtt
 from transcript_contracts.models import TranscriptSegment as Segment
 from whisper_engine.results import TranscriptionResult
@@ -31,7 +32,11 @@ def segments(result: TranscriptionResult) -> list[Segment]:
 
 
 def formatted(
-    runtime: Runtime, result: TranscriptionResult, elapsed: float, fmt: ResponseFormat
+    runtime: Runtime,
+    result: TranscriptionResult,
+    elapsed: float,
+    fmt: ResponseFormat,
+    granularities: Collection[TimestampGranularity] = ("segment",),
 ) -> Response:
     if fmt == "text":
         return PlainTextResponse(result.text)
@@ -40,17 +45,31 @@ def formatted(
     if fmt == "vtt":
         return PlainTextResponse(to_vtt(segments(result)), media_type="text/vtt")
     if fmt == "verbose_json":
-        return JSONResponse(verbose(result))
+        return JSONResponse(verbose(result, granularities))
     return JSONResponse(body(runtime, result, elapsed))
 
 
-def verbose(result: TranscriptionResult) -> dict[str, Any]:
-    """OpenAI's verbose_json; fields Whisper-the-API has and this engine doesn't are neutral."""
-    return {
+def verbose(
+    result: TranscriptionResult, granularities: Collection[TimestampGranularity] = ("segment",)
+) -> dict[str, Any]:
+    """OpenAI's verbose_json; fields Whisper-the-API has and this engine doesn't are neutral.
+    ``segments`` for the "segment" granularity (the default), ``words`` for "word": each word
+    without the leading space the engine keeps, as OpenAI writes them."""
+    out: dict[str, Any] = {
         "task": "transcribe",
         "language": result.language,
         "duration": result.duration_s,
         "text": result.text,
+    }
+    if "word" in granularities:
+        out["words"] = [
+            {"word": w.word.strip(), "start": w.start, "end": w.end}
+            for s in result.segments
+            for w in s.words or ()
+        ]
+    if "segment" not in granularities:
+        return out
+    return out | {
         "segments": [
             {
                 "id": i,

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from transcript_contracts.language import LANGUAGE_PATTERN
 
 ResponseFormat = Literal["json", "text", "srt", "vtt", "verbose_json"]
+TimestampGranularity = Literal["word", "segment"]
 HealthStatus = Literal["healthy", "loading", "busy", "unavailable"]
 
 
@@ -43,14 +44,24 @@ class VerboseSegmentOut(BaseModel):
     no_speech_prob: float
 
 
+class VerboseWordOut(BaseModel):
+    """A word of verbose_json with ``timestamp_granularities[]=word`` (OpenAI's shape)."""
+
+    word: str
+    start: float
+    end: float
+
+
 class VerboseTranscriptionOut(BaseModel):
-    """``response_format=verbose_json`` (OpenAI's shape)."""
+    """``response_format=verbose_json`` (OpenAI's shape): ``segments`` unless only word
+    timestamps were asked for, ``words`` when they were."""
 
     task: Literal["transcribe"]
     language: str
     duration: float
     text: str
-    segments: list[VerboseSegmentOut]
+    segments: list[VerboseSegmentOut] | None = None
+    words: list[VerboseWordOut] | None = None
 
 
 class OpenAITranscriptionOut(BaseModel):

@@ -17,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "Starts moto's server on loopback as S3/SQS/EventBridge/DynamoDB/SSM, creates the "
             "bucket, queues, rule, idempotency table and key parameter, starts the transcription "
             "server with the local model on CPU, and uploads a session. Chunks go direct while "
-            "the server is up; queued chunks are drained by the batch worker. The session "
+            "the server is up; queued chunks are drained by the batch worker (with "
+            "--server-late, by the server's own drainer once it is up). The session "
             "transcript lands in the output folder. Without files it uploads the sample sessions "
             "in examples/local-sessions (Swedish and English speech)."
         ),

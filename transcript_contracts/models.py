@@ -107,10 +107,35 @@ class TimedText(Protocol):
     def text(self) -> str: ...
 
 
-def segments_from(items: Iterable[TimedText]) -> list[TranscriptSegment]:
+def segments_from(items: Iterable[TimedText], *, words: bool = False) -> list[TranscriptSegment]:
     """An engine's segments as contract segments, for the server and the worker alike. The
-    engine may round an end a hair before its start; the contract forbids that: clamped."""
-    return [TranscriptSegment(start=s.start, end=max(s.start, s.end), text=s.text) for s in items]
+    engine may round an end a hair before its start; the contract forbids that: clamped.
+    ``words``: keep the segments' words (an engine segment's optional ``words``; the
+    WORD_TIMESTAMPS setting), clamped the same way."""
+    return [
+        TranscriptSegment(
+            start=s.start,
+            end=max(s.start, s.end),
+            text=s.text,
+            words=_words_of(s) if words else None,
+        )
+        for s in items
+    ]
+
+
+def _words_of(segment: TimedText) -> list[WordTiming] | None:
+    timed = getattr(segment, "words", None)
+    if timed is None:
+        return None
+    return [
+        WordTiming(
+            start=w.start,
+            end=max(w.start, w.end),
+            word=w.word,
+            probability=getattr(w, "probability", None),
+        )
+        for w in timed
+    ]
 
 
 class ManifestChunk(BaseModel):

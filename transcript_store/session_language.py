@@ -4,6 +4,7 @@ Whisper told the wrong language does not fail, it *translates*: English audio to
 came back as Swedish text (WER 1.12). So a language is never guessed:
 
 1. the session's stated language (its manifest's, or a request's) when Whisper knows it;
+   a stated ``auto`` skips step 2;
 2. else ``LANGUAGE`` when the deployment set one (``sv`` for an all-Swedish deployment);
 3. else (``LANGUAGE=auto``, the default) the language first detected for the session,
    recorded create-only at ``transcripts/{session}/language.json`` so its chunks agree;
@@ -90,7 +91,8 @@ def session_language(
     StorageError propagates: the caller retries rather than guess)."""
     if stated and is_supported_language(stated):
         return LanguageChoice(stated, "stated")
-    if default != AUTO:
+    # A session that asks for detection ("auto") gets it even where LANGUAGE is a code.
+    if default != AUTO and stated != AUTO:
         return LanguageChoice(default, "settings")
     recorded = read_session_language(records, session_id)
     if recorded is not None:

@@ -18,7 +18,7 @@ from whisper_engine.errors import (
     UnsupportedLanguageError,
     WhisperEngineError,
 )
-from whisper_engine.results import Segment, Timings, TranscriptionResult
+from whisper_engine.results import Segment, Timings, TranscriptionResult, Word
 
 if TYPE_CHECKING:
     from whisper_engine.audio import decode_audio, probe_duration
@@ -49,6 +49,7 @@ __all__ = [
     "UnsupportedLanguageError",
     "WhisperEngine",
     "WhisperEngineError",
+    "Word",
     "decode_audio",
     "default_model_dir",
     "probe_duration",

@@ -1,11 +1,14 @@
 """Compute types: how the model's weights are stored and multiplied on the chosen device.
 
-``auto`` picks per device: float16 on CUDA; on a CPU, int8 weights with dynamic activations
-for every ``nn.Linear`` (torch's own dynamic quantization, fbgemm/oneDNN kernels), and the
-encoder in bfloat16 where the CPU multiplies bfloat16 natively (AMX or AVX512-BF16). Measured
-on Whisper base (whisper_engine/NOTES.md): the encoder is compute-bound over 1500 frames, so
-AMX bfloat16 beats int8 there; the decoder runs one token at a time and is bound by reading its
-weights, so int8 (a quarter of float32's bytes) wins there.
+``auto`` picks per device: float16 on CUDA; ``int8`` on a CPU. ``int8`` on a CPU means every
+Linear of the decoder (and the 51865-way output projection) holds int8 weights and quantizes
+its activations row by row (int8.py); on a CPU that multiplies bfloat16 natively (AMX or
+AVX512-BF16) the encoder and the attention run in bfloat16 instead of int8, elsewhere the
+encoder's Linears are int8 too and attention stays float32. Measured on Whisper base
+(whisper_engine/NOTES.md): the encoder is compute-bound over 1500 frames, where AMX bfloat16
+beats int8; a decoding step reads every weight for a handful of tokens, where int8 (a quarter
+of float32's bytes) wins; cross-attention reads each row's 1500 encoder keys and values per
+layer per step, where bfloat16 halves the bytes.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ class ComputePlan:
     attention_dtype: torch.dtype  # the decoder's keys, values and queries
 
     def describe(self) -> str:
-        """"int8", or "int8 (encoder bfloat16)" when the parts differ."""
+        """ "int8", or "int8 (encoder bfloat16)" when the parts differ."""
         encoder = _part(self.encoder_dtype, self.quantize_encoder)
         decoder = _part(self.decoder_dtype, self.quantize_decoder)
         return self.name if encoder == decoder else f"{self.name} (encoder {encoder})"

@@ -25,10 +25,11 @@ class Int8Linear(nn.Module):
         self, weight_t: torch.Tensor, scales: torch.Tensor, bias: torch.Tensor | None
     ) -> None:
         super().__init__()
-        # (in, out) view of an (out, in) contiguous int8 matrix: _int_mm's fast layout.
-        self.register_buffer("weight_t", weight_t)
-        self.register_buffer("scales", scales)  # (out,) float32
-        self.register_buffer("bias", bias)
+        # (in, out) view of an (out, in) contiguous int8 matrix: _int_mm's fast layout. Plain
+        # attributes, not buffers: built on their device once, never moved or saved.
+        self.weight_t = weight_t
+        self.scales = scales  # (out,) float32
+        self.bias = bias
         self.in_features = int(weight_t.shape[0])
         self.out_features = int(weight_t.shape[1])
 

@@ -101,7 +101,6 @@ def build_decoder_weights(
     """
     import torch
     from torch import nn
-    from torch.nn.utils import skip_init
 
     from whisper_engine.int8 import Int8Linear
 
@@ -111,29 +110,26 @@ def build_decoder_weights(
 
     def linear(*parts: nn.Linear) -> nn.Module:
         """One projection computing ``parts`` side by side (their outputs concatenated)."""
+        bias: torch.Tensor | None = None
         if len(parts) == 1:  # no copy
             weight = parts[0].weight.detach()
-            bias = None if parts[0].bias is None else parts[0].bias.detach()
+            if parts[0].bias is not None:
+                bias = parts[0].bias.detach()
         else:
             weight = torch.cat([p.weight.detach() for p in parts], dim=0)
-            biases = [
-                p.bias.detach()
-                if p.bias is not None
-                else torch.zeros(p.out_features, device=device, dtype=p.weight.dtype)
-                for p in parts
-            ]
-            bias = torch.cat(biases) if any(p.bias is not None for p in parts) else None
+            if any(p.bias is not None for p in parts):
+                bias = torch.cat(
+                    [
+                        p.bias.detach()
+                        if p.bias is not None
+                        else torch.zeros(p.out_features, device=device, dtype=p.weight.dtype)
+                        for p in parts
+                    ]
+                )
         if quantize:
             return Int8Linear.from_weight(weight, bias)
-        # skip_init: no random initialisation of weights that are replaced right away.
-        fused = skip_init(
-            nn.Linear,
-            weight.shape[1],
-            weight.shape[0],
-            bias=bias is not None,
-            device=device,
-            dtype=float_dtype,
-        )
+        # On the meta device: no random initialisation of weights that are replaced right away.
+        fused = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, device="meta")
         fused.weight = nn.Parameter(weight.to(float_dtype), requires_grad=False)
         if bias is not None:
             fused.bias = nn.Parameter(bias.to(float_dtype), requires_grad=False)
@@ -146,40 +142,33 @@ def build_decoder_weights(
             float(source.eps),
         )
 
-    modules = nn.ModuleDict()
-    for index, layer in enumerate(decoder.layers):
-        sa, ca = layer.self_attn, layer.encoder_attn
-        modules[f"{index}"] = nn.ModuleDict(
-            {
-                "self_qkv": linear(sa.q_proj, sa.k_proj, sa.v_proj),
-                "self_out": linear(sa.out_proj),
-                "cross_q": linear(ca.q_proj),
-                "cross_kv": linear(ca.k_proj, ca.v_proj),
-                "cross_out": linear(ca.out_proj),
-                "fc1": linear(layer.fc1),
-                "fc2": linear(layer.fc2),
-            }
-        )
-    modules["proj_out"] = linear(model.proj_out)
+    modules = nn.ModuleList()  # keeps the projections' modules alive
+
+    def projection(*parts: nn.Linear) -> Projection:
+        module = linear(*parts)
+        modules.append(module)
+        forward: Projection = module.forward
+        return forward
 
     layers = []
-    for index, layer in enumerate(decoder.layers):
-        own = modules[f"{index}"]
+    for layer in decoder.layers:
+        sa, ca = layer.self_attn, layer.encoder_attn
         layers.append(
             _Layer(
                 self_norm=norm(layer.self_attn_layer_norm),
-                self_qkv=own["self_qkv"].forward,
-                self_out=own["self_out"].forward,
+                self_qkv=projection(sa.q_proj, sa.k_proj, sa.v_proj),
+                self_out=projection(sa.out_proj),
                 cross_norm=norm(layer.encoder_attn_layer_norm),
-                cross_q=own["cross_q"].forward,
-                cross_kv=own["cross_kv"].forward,
-                cross_out=own["cross_out"].forward,
+                cross_q=projection(ca.q_proj),
+                cross_kv=projection(ca.k_proj, ca.v_proj),
+                cross_out=projection(ca.out_proj),
                 ffn_norm=norm(layer.final_layer_norm),
-                fc1=own["fc1"].forward,
-                fc2=own["fc2"].forward,
+                fc1=projection(layer.fc1),
+                fc2=projection(layer.fc2),
                 activation=layer.activation_fn,
             )
         )
+    proj_out = projection(model.proj_out)
     first = decoder.layers[0].self_attn
     by_layer: dict[int, list[int]] = {}
     for layer_index, head in alignment_heads:
@@ -190,7 +179,7 @@ def build_decoder_weights(
         embed_positions=decoder.embed_positions.weight.detach().to(float_dtype),
         embed_scale=float(getattr(decoder, "embed_scale", 1.0) or 1.0),
         final_norm=norm(decoder.layer_norm),
-        proj_out=modules["proj_out"].forward,
+        proj_out=proj_out,
         heads=int(first.num_heads),
         head_dim=int(first.head_dim),
         dtype=float_dtype,

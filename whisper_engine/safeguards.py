@@ -18,7 +18,11 @@ def compression_ratio(text: str) -> float:
 
 
 def find_repetition_loop(
-    tokens: Sequence[int], *, max_period: int = 48, min_repeats: int = 3, min_tokens: int = MIN_LOOP_TOKENS
+    tokens: Sequence[int],
+    *,
+    max_period: int = 48,
+    min_repeats: int = 3,
+    min_tokens: int = MIN_LOOP_TOKENS,
 ) -> tuple[int, int] | None:
     """Detect a sequence that ends in the same unit repeated back to back.
 

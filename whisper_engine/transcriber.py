@@ -8,19 +8,18 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from whisper_engine.audio import SAMPLE_RATE, AudioSource, decode_audio, duration_of
-from whisper_engine.decoding import DecodeOptions, WindowDecoding, decode_windows, language_codes
+from whisper_engine.decoding import DecodeOptions, WindowDecoding, language_codes
 from whisper_engine.errors import TranscriptionError, UnsupportedLanguageError
-from whisper_engine.features import encoder_frames, window_features
 from whisper_engine.model import LoadedWhisper, load_whisper, release
+from whisper_engine.passes import Window, WindowPasses
 from whisper_engine.results import Segment, Timings, TranscriptionResult
-from whisper_engine.runner import Streams, configure_cpu_threads, default_streams, plan_batches
+from whisper_engine.runner import Streams, configure_cpu_threads, default_streams
 from whisper_engine.segments import SegmentRules, WindowText, window_segments
-from whisper_engine.tokens import TIME_PRECISION_S
 from whisper_engine.vad import SileroVad, VadOptions
 from whisper_engine.windows import Span, plan_windows
 from whisper_engine.words import token_bytes_from_pieces
@@ -32,8 +31,6 @@ logger = logging.getLogger(__name__)
 
 AUTO_LANGUAGE = "auto"
 # Follow-up passes for windows Whisper left unfinished; each pass strictly advances.
-_MAX_PASSES = 4
-_MIN_FOLLOW_UP_SPEECH_S = 0.3
 
 
 # Windows per batch when EngineOptions.batch_size is None. On the CPU every row's encoder
@@ -68,14 +65,6 @@ class EngineOptions:
                 raise ValueError(f"{name} must be at least 1, not {value}")
 
 
-@dataclass
-class _Window:
-    audio_index: int
-    span: Span
-    language: str | None
-    decoding: WindowDecoding | None = None
-
-
 class WhisperEngine:
     """A Whisper model loaded once, transcribing 16 kHz audio in batches of VAD windows.
 
@@ -94,6 +83,9 @@ class WhisperEngine:
         if not loaded.device.startswith("cuda"):
             configure_cpu_threads(streams)
         self._streams = Streams(streams)
+        self._passes = WindowPasses(
+            lambda: self.loaded, options.decode, self.batch_size, self._streams
+        )
         self._bytes_cache: dict[int, bytes] = {}
 
     @classmethod
@@ -121,9 +113,9 @@ class WhisperEngine:
         """Decode two seconds of quiet noise (a few steps) straight through the model."""
         started = time.perf_counter()
         noise = np.random.default_rng(0).normal(0, 1e-3, 2 * SAMPLE_RATE).astype(np.float32)
-        window = _Window(0, Span(0, noise.shape[0]), self._fallback_language())
+        window = Window(0, Span(0, noise.shape[0]), self._fallback_language())
         with self._lock:
-            self._decode_batches([noise], [window], max_new_tokens=4)
+            self._passes.decode_batches([noise], [window], max_new_tokens=4)
         logger.info("warm-up took %.2f s", time.perf_counter() - started)
 
     @property
@@ -207,18 +199,18 @@ class WhisperEngine:
         started = time.perf_counter()
         languages = self._languages_for(audios, language)
         vad_started = time.perf_counter()
-        windows: list[_Window] = []
+        windows: list[Window] = []
         speech: list[list[Span]] = []
         for index, samples in enumerate(audios):
             _check_samples(samples)
             spans, planned = self._plan(samples)
             speech.append(spans)
-            windows.extend(_Window(index, span, languages[index]) for span in planned)
+            windows.extend(Window(index, span, languages[index]) for span in planned)
         vad_s = time.perf_counter() - vad_started
 
         inference_started = time.perf_counter()
         with self._lock:
-            self._decode_all(audios, windows, speech)
+            self._passes.decode_all(audios, windows, speech)
         inference_s = time.perf_counter() - inference_started
         total_s = time.perf_counter() - started
 
@@ -291,108 +283,10 @@ class WhisperEngine:
         )
         return spans, windows
 
-    def _decode_all(
-        self,
-        audios: Sequence[NDArray[np.float32]],
-        windows: list[_Window],
-        speech: Sequence[Sequence[Span]],
-    ) -> None:
-        """Decode every window; windows Whisper did not finish get a follow-up window.
-
-        Whisper ends a window with a closed timestamp pair when it declines to transcribe the
-        speech after it (typically cut by the window's end). OpenAI's long-form loop then seeks
-        to that timestamp; here the rest of the window becomes a new window of the next pass,
-        batched like the others, when it still holds speech.
-        """
-        pending = list(windows)
-        for _ in range(_MAX_PASSES):
-            if not pending:
-                return
-            self._decode_batches(audios, pending)
-            follow_ups = [
-                rest
-                for window in pending
-                if (rest := self._remainder(window, speech[window.audio_index])) is not None
-            ]
-            windows.extend(follow_ups)
-            pending = follow_ups
-
-    def _remainder(self, window: _Window, speech: Sequence[Span]) -> _Window | None:
-        """Timestamp-token mode: the rest of a window Whisper closed early, if it holds speech."""
-        decoding = window.decoding
-        begin = self.loaded.tokens.timestamp_begin
-        if decoding is None or decoding.loop_cut is not None or len(decoding.tokens) < 2:
-            return None
-        last, before = decoding.tokens[-1], decoding.tokens[-2]
-        if last < begin or before < begin:
-            return None
-        seek = window.span.start + round((last - begin) * TIME_PRECISION_S * SAMPLE_RATE)
-        if seek <= window.span.start or seek >= window.span.end:
-            return None
-        rest = Span(seek, window.span.end)
-        voiced = sum(max(0, min(s.end, rest.end) - max(s.start, rest.start)) for s in speech)
-        if voiced < _MIN_FOLLOW_UP_SPEECH_S * SAMPLE_RATE:
-            return None
-        return _Window(window.audio_index, rest, decoding.language)
-
-    def _decode_batches(
-        self,
-        audios: Sequence[NDArray[np.float32]],
-        windows: list[_Window],
-        *,
-        max_new_tokens: int | None = None,
-    ) -> None:
-        options = self.options.decode
-        if max_new_tokens is not None:
-            options = replace(options, max_new_tokens=max_new_tokens)
-        batches = plan_batches([w.span.length for w in windows], self.batch_size, self._streams.count)
-
-        def job(batch: list[int]) -> None:
-            members = [windows[i] for i in batch]
-            arrays = [audios[w.audio_index][w.span.start : w.span.end] for w in members]
-            decoded = self._decode_batch(arrays, members, options)
-            for window, result in zip(members, decoded, strict=True):
-                window.decoding = result
-
-        self._streams.run(job, batches)
-
-    def _decode_batch(
-        self, arrays: list[NDArray[np.float32]], members: list[_Window], options: DecodeOptions
-    ) -> list[WindowDecoding]:
-        import torch
-
-        loaded = self.loaded
-        if loaded.decoder is None:
-            raise TranscriptionError("the model has been unloaded")
-        try:
-            with torch.inference_mode():
-                features = window_features(
-                    loaded.processor.feature_extractor,
-                    arrays,
-                    device=loaded.device,
-                    dtype=loaded.dtype,
-                )
-                encoded = loaded.encode(features)
-                return decode_windows(
-                    loaded.decoder,
-                    encoded,
-                    tokens=loaded.tokens,
-                    multilingual=loaded.multilingual,
-                    languages=[w.language for w in members],
-                    groups=[w.audio_index for w in members],
-                    suppress_tokens=loaded.suppress_tokens,
-                    begin_suppress_tokens=loaded.begin_suppress_tokens,
-                    options=options,
-                    audio_frames=[encoder_frames(a.shape[0], int(encoded.shape[1])) for a in arrays],
-                )
-        except torch.cuda.OutOfMemoryError as exc:
-            torch.cuda.empty_cache()
-            raise TranscriptionError(f"out of GPU memory for a batch of {len(members)}") from exc
-
     def _result(
         self,
         samples: NDArray[np.float32],
-        windows: list[_Window],
+        windows: list[Window],
         speech: Sequence[Span],
         requested_language: str | None,
         timings: Timings,

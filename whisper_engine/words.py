@@ -20,9 +20,10 @@ from whisper_engine.results import Segment, Word
 
 # Languages written without spaces between words (OpenAI's list).
 LANGUAGES_WITHOUT_SPACES = frozenset({"zh", "ja", "th", "lo", "my", "yue"})
+# OpenAI's lists, full-width CJK marks included (hence the noqa: they are meant).
 PREPEND_PUNCTUATION = "\"'“¿([{-"
-APPEND_PUNCTUATION = "\"'.。,，!！?？:：”)]}、"
-SENTENCE_END = ".。!！?？"
+APPEND_PUNCTUATION = "\"'.。,，!！?？:：”)]}、"  # noqa: RUF001
+SENTENCE_END = ".。!！?？"  # noqa: RUF001
 # A silence this long between two words ends a segment even without a full stop.
 SEGMENT_GAP_S = 1.0
 
@@ -79,7 +80,9 @@ def words_from_tokens(
         first, last = position, position + len(group)
         probs = np.exp(np.asarray(logprobs[first:last], dtype=np.float64))
         timed.append(
-            _Timed(text, tuple(group), float(starts[first]), float(starts[last]), float(probs.mean()))
+            _Timed(
+                text, tuple(group), float(starts[first]), float(starts[last]), float(probs.mean())
+            )
         )
         position = last
     timed = _truncate_long_words_at_sentence_ends(timed)
@@ -163,8 +166,10 @@ def _merge_punctuation(timed: list[_Timed]) -> list[_Timed]:
     i, j = 0, 1
     while j < len(out):
         previous, following = out[i], out[j]
-        if previous.word and not previous.word.endswith(" ") and following.word in (
-            APPEND_PUNCTUATION
+        if (
+            previous.word
+            and not previous.word.endswith(" ")
+            and following.word in (APPEND_PUNCTUATION)
         ):
             out[i] = replace(
                 previous,

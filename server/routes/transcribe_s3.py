@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,7 @@ def direct_job(rt: Runtime) -> ChunkJob:
         transcribed_by="server-direct",
         default_language=settings.language,
         model_version=rt.model_version,
+        word_timestamps=settings.word_timestamps,
     )
 
 
@@ -137,7 +139,9 @@ async def _transcribe_s3(rt: Runtime, body: TranscribeS3In) -> dict[str, Any]:
         stored = await asyncio.to_thread(job.stored_transcript, ref)
         if stored is not None:
             return _stored_answer(stored, body.s3_output_path)
-        language = job.language_for(ref.session_id, body.language)
+        language = await asyncio.to_thread(
+            job.language_for, ref.session_id, body.language, ref.bucket
+        )
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="transcribe-s3-") as tmp:
@@ -147,7 +151,9 @@ async def _transcribe_s3(rt: Runtime, body: TranscribeS3In) -> dict[str, Any]:
 
     written = False
     if ref is not None:
-        transcript = job.build(ref, fetched.etag, result, fetch_s + elapsed)
+        transcript = await asyncio.to_thread(
+            partial(job.build, told=language), ref, fetched.etag, result, fetch_s + elapsed
+        )
         written = await asyncio.to_thread(job.write, ref, transcript)
     out = responses.body(rt, result, elapsed)
     out.update(

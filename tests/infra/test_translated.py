@@ -365,6 +365,13 @@ def test_server_role_reads_its_key_audio_and_image_and_writes_transcripts(cfn: T
         ":repository/${WorkerImageRepository}"
     )
     assert granted["logs:PutLogEvents"]["Resource"] == getatt_arn("ServerLogGroup")
+    # The model registry (an s3:// MODEL_ID) is readable by the server and the worker only.
+    models = "arn:${AWS::Partition}:s3:::${BucketName}/${ModelRegistryPrefix}*"
+    for name, role in roles(cfn).items():
+        readers = {
+            sub_text(s["Resource"]) for s in policy_statements(role) if "s3:GetObject" in actions(s)
+        }
+        assert (models in readers) == (name in {"ServerInstanceRole", "WorkerInstanceRole"}), name
     # No queue, no events, no EC2 control: the server only transcribes what it is sent.
     assert not [a for a in granted if a.split(":")[0] in {"sqs", "events", "ec2", "iam"}]
 

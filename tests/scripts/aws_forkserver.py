@@ -95,7 +95,8 @@ def serve(path: str) -> None:
     waiting: dict[int, socket.socket] = {}
     sys.stdout.flush()
     while True:
-        for _key, _ in selector.select(timeout=0.005):
+        # Poll for exited children only while some run; otherwise sleep until a client comes.
+        for _key, _ in selector.select(timeout=0.005 if waiting else None):
             conn, _ = listener.accept()
             try:
                 request, fds = _receive(conn)

@@ -250,6 +250,7 @@ def test_the_drainer_receives_only_when_no_direct_request_waits(aws: Aws) -> Non
     aws.put_chunk("s1", 0, wav_bytes(1.0))
 
     class Busy:
+        alive = True
         direct_idle = False
 
         def transcribe_queued(self, audios: Any, languages: Any) -> Any:

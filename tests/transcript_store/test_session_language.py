@@ -49,6 +49,7 @@ def test_the_whisper_language_list_is_the_tokenizers() -> None:
         (None, "sv", LanguageChoice("sv", "settings")),  # an all-Swedish deployment
         (None, "auto", LanguageChoice("auto", "detect")),  # nothing recorded yet
         ("auto", "auto", LanguageChoice("auto", "detect")),
+        ("auto", "sv", LanguageChoice("auto", "detect")),  # the session asks for detection
         # not codes Whisper knows: as if nothing was stated, never passed on
         ("swedish", "auto", LanguageChoice("auto", "detect")),
         ("xx", "sv", LanguageChoice("sv", "settings")),

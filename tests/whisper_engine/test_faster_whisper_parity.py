@@ -8,8 +8,8 @@ they are held to a WER bound against faster-whisper's text: measured 0.00 on Eng
 0.14 (int8) and 0.05 (bfloat16) on espeak Swedish, where Whisper base is least certain and one
 changed token changes the rest of the window. Bounds: 0.05 English, 0.25 Swedish.
 
-faster-whisper runs in a child process on one thread: CTranslate2's and torch's OpenMP thread pools spin
-against each other in one process and slow both down several times on 2 cores.
+faster-whisper runs in a child process, on one thread: CTranslate2's and torch's OpenMP thread
+pools spin against each other in one process and slow both down several times on 2 cores.
 """
 
 from __future__ import annotations

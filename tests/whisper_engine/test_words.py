@@ -101,7 +101,7 @@ def _pieces() -> dict[int, bytes]:
         6: token_bytes_from_pieces("Ã"),
         7: token_bytes_from_pieces("¥"),
         8: token_bytes_from_pieces("."),
-        9: token_bytes_from_pieces("Ġ\""),
+        9: token_bytes_from_pieces('Ġ"'),
         10: token_bytes_from_pieces("Ġok"),
     }
 
@@ -176,3 +176,54 @@ def test_words_are_monotone_inside_segments_and_find_the_pause(engine: Any) -> N
     assert before and after
     assert before[-1].end <= pause_start + 0.3
     assert pause_end - 0.3 <= after[0].start <= pause_end + 0.5
+
+
+def _result(text: str, duration: float) -> Any:
+    from whisper_engine.results import Segment, TranscriptionResult
+
+    words = [Word(0.5, 0.9, " Hello", 0.9), Word(0.9, 1.4, " there.", 0.8)]
+    return TranscriptionResult(
+        text=text,
+        segments=[Segment(0.5, 1.4, text, words)],
+        language="en",
+        duration_s=duration,
+        model="whisper-base",
+    )
+
+
+@pytest.mark.parametrize("keep", [True, False])
+def test_words_reach_the_session_transcript_with_chunk_offsets(keep: bool) -> None:
+    from datetime import UTC, datetime
+
+    from chunk_job.transcript import build_transcript
+    from transcript_contracts.models import Manifest
+    from transcript_contracts.stitcher import stitch
+
+    chunks = [
+        build_transcript(
+            bucket="bucket",
+            key=f"audio/s1/chunk-{i}.wav",
+            session_id="s1",
+            index=i,
+            etag="e",
+            result=_result("Hello there.", 10.0),
+            processing_s=1.0,
+            created_at=datetime(2026, 1, 1, tzinfo=UTC),
+            transcribed_by="worker",
+            model_version=None,
+            word_timestamps=keep,
+        )
+        for i in range(2)
+    ]
+    session = stitch(Manifest(session_id="s1", chunk_count=2, language="en"), chunks)
+    second = session.segments[1]
+    if not keep:
+        assert second.words is None
+        assert "words" not in chunks[0].model_dump_json(exclude_none=True)
+        return
+    assert second.words is not None
+    assert [(w.word, w.start, w.end) for w in second.words] == [
+        (" Hello", 10.5, 10.9),
+        (" there.", 10.9, 11.4),
+    ]
+    assert "".join(w.word for w in second.words).strip() == second.text
