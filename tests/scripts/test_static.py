@@ -63,6 +63,10 @@ def test_dockerfile_lints_and_keeps_its_promises() -> None:
     assert re.search(r"^USER 10001", text, re.M)
     assert "HEALTHCHECK" in text and "/health" in text
     assert 'ENTRYPOINT ["smart-router"]' in text and 'CMD ["serve"]' in text
+    # The registry is the deployment path (MODEL_ID=s3://...): no model in the image by default,
+    # a writable verified cache; baking the offline model stays possible.
+    assert re.search(r"^ARG BAKE_MODEL=0$", text, re.M)
+    assert "MODEL_CACHE_DIR=/var/lib/smart-router/models" in text
     assert "smart-router model prepare" in text
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     assert {".git", ".venv", ".env", "models", "tests"} <= set(ignored)

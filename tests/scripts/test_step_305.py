@@ -52,11 +52,20 @@ def test_dry_run_prints_the_publish_and_the_version_without_aws(tmp_path: Path, 
     assert result.returncode == 0, result.stdout + result.stderr
     calls = [line for line in result.stdout.splitlines() if line.startswith("DRY-RUN: ")]
     publish = next(c for c in calls if " model publish " in c)
-    assert f"{tiny} s3://dry-bucket/models/tiny/" in publish and "--language sv" in publish
+    assert f"{tiny} s3://dry-bucket/models/tiny/" in publish
+    # LANGUAGE=auto (step-000's default): the manifest takes the model's own languages.
+    assert "--language" not in publish
     assert "would set MODEL_ID=s3://dry-bucket/models/tiny/v-" in result.stdout
     assert offline.env_file.read_bytes() == before
     ct2 = offline.run("305", "--dry-run", "--ct2-dir", str(tiny), "--name", "kb")
     assert "model import-ct2" in ct2.stdout and "model publish" in ct2.stdout
+    swedish = Steps(tmp_path / "sv.env", base_env(None))
+    swedish.ok(
+        "000", "--non-interactive", "--set", "BUCKET_NAME=dry-bucket", "--set", "LANGUAGE=sv"
+    )
+    stated = swedish.run("305", "--dry-run", "--model-dir", str(tiny), "--name", "tiny")
+    assert stated.returncode == 0, stated.stdout + stated.stderr
+    assert "--language sv" in stated.stdout
 
 
 def test_prerequisites_fail_with_one_sentence(tmp_path: Path, tiny: Path) -> None:
