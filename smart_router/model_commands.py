@@ -96,7 +96,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=None,
         help="model cache for s3:// (default MODEL_CACHE_DIR)",
     )
-    tr.add_argument("--language", default="sv", help="language code, or auto (default sv)")
+    tr.add_argument(
+        "--language", default="auto", help="language code, or auto to detect it (default auto)"
+    )
     tr.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     tr.set_defaults(handler=_transcribe)
     registry_commands.register(commands)
