@@ -12,8 +12,8 @@ end-of-text and loop checks. Rows that finish leave the batch once a quarter of 
 finished, so a long row does not drag finished ones through every step.
 
 By default the text is decoded without timestamp tokens (Whisper base garbles a window's first
-words in timestamp mode) and the alignment heads' cross-attention is kept, so that token times
-come from alignment.py at no extra decoder pass.
+words in timestamp mode) and the alignment heads' queries are kept, so that token times come
+from alignment.py without a second decoder pass.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def decode_windows(
     decoder = CachedDecoder(weights, encoded, max_length=prompt_len + options.max_new_tokens + 1)
 
     sot = torch.full((batch, 1), tokens.sot, dtype=torch.long, device=device)
-    first_logits, first_scores = decoder.step(sot, alignment=align)
+    first_logits, first_queries = decoder.step(sot, alignment=align)
     no_speech = first_logits.softmax(dim=-1)[:, tokens.no_speech].tolist()
     language_probs = _language_probs(first_logits, tokens, multilingual)
     chosen, chosen_probs = _choose_languages(language_probs, tokens, languages, groups)
@@ -112,11 +112,11 @@ def decode_windows(
         if not options.timestamp_tokens:
             ids.append(tokens.no_timestamps)
         rest.append(ids)
-    prompt_scores = [first_scores]
+    prompt_queries = [first_queries]
     if rest[0]:
         rest_ids = torch.tensor(rest, dtype=torch.long, device=device)
-        logits, scores = decoder.step(rest_ids, alignment=align)
-        prompt_scores.append(scores)
+        logits, queries = decoder.step(rest_ids, alignment=align)
+        prompt_queries.append(queries)
     else:
         logits = first_logits
 
@@ -137,7 +137,7 @@ def decode_windows(
     finished = [False] * batch
     loop_cut: list[int | None] = [None] * batch
     rows = list(range(batch))  # original index of each row still in the decoder
-    step_scores: list[tuple[torch.Tensor, list[int]]] = []
+    step_queries: list[tuple[torch.Tensor, list[int]]] = []
     for _ in range(options.max_new_tokens):
         next_tokens, picked = rules.pick(logits)
         next_list = next_tokens.tolist()
@@ -170,16 +170,17 @@ def decode_windows(
             next_list = [next_list[p] for p in keep]
         step_ids = torch.tensor(next_list, dtype=torch.long, device=device)
         rules.advance(step_ids)
-        logits, scores = decoder.step(step_ids[:, None], alignment=align)
-        if scores is not None:
-            step_scores.append((scores, rows))
+        logits, queries = decoder.step(step_ids[:, None], alignment=align)
+        if queries is not None:
+            step_queries.append((queries, rows))
 
     results = []
     for row in range(batch):
         kept_tokens = generated[row] if loop_cut[row] is None else generated[row][: loop_cut[row]]
         starts = None
         if align:
-            row_scores = _row_scores(row, prompt_scores, step_scores, len(kept_tokens))
+            row_queries = _row_queries(row, prompt_queries, step_queries, len(kept_tokens))
+            row_scores = decoder.alignment_scores(row, row_queries).cpu().numpy()
             used = audio_frames[row] if audio_frames is not None else frames
             starts = token_start_times(row_scores, prompt_len, used)
         results.append(
@@ -199,20 +200,20 @@ def decode_windows(
     return results
 
 
-def _row_scores(
+def _row_queries(
     row: int,
-    prompt_scores: Sequence[torch.Tensor | None],
-    step_scores: Sequence[tuple[torch.Tensor, list[int]]],
+    prompt_queries: Sequence[torch.Tensor | None],
+    step_queries: Sequence[tuple[torch.Tensor, list[int]]],
     text_tokens: int,
-) -> NDArray[np.float32]:
-    """Alignment scores of one row, (heads, prompt + text tokens, frames): the prompt's rows
-    and the rows of the steps that fed its first ``text_tokens`` tokens."""
+) -> torch.Tensor:
+    """Alignment-head queries of one row, (heads, prompt + text tokens, dim): the prompt's
+    positions and those of the steps that fed its first ``text_tokens`` tokens."""
     import torch
 
-    parts = [s[row] for s in prompt_scores if s is not None]
-    for scores, rows in step_scores[:text_tokens]:
-        parts.append(scores[rows.index(row)])
-    return torch.cat(parts, dim=1).cpu().numpy()
+    parts = [q[row] for q in prompt_queries if q is not None]
+    for queries, rows in step_queries[:text_tokens]:
+        parts.append(queries[rows.index(row)])
+    return torch.cat(parts, dim=1)
 
 
 def _language_probs(

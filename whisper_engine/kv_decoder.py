@@ -10,8 +10,9 @@ step is a fixed sequence of tensor calls:
 - self-attention keys/values are written into buffers allocated for the longest decode, so no
   step allocates or copies a growing cache;
 - the encoder's keys/values are projected once per batch;
-- the cross-attention scores of the alignment heads are returned when asked for, so that word
-  timing (alignment.py) needs no second decoder pass.
+- the alignment heads' cross-attention queries are returned when asked for, and their scores
+  against the encoder keys are computed once per window at the end (``alignment_scores``), so
+  that word timing (alignment.py) needs no second decoder pass and steps do not re-read keys.
 
 The arithmetic follows transformers' Whisper decoder exactly (pre-norm layers, the query scaled
 after its projection, GELU), so float32 output matches it and CTranslate2's.
@@ -221,22 +222,31 @@ class CachedDecoder:
         """Drop every row not in ``rows`` (indices into the current batch), e.g. finished ones."""
         self.cache = self.cache.index_select(2, rows)
         self.cross = [(k.index_select(0, rows), v.index_select(0, rows)) for k, v in self.cross]
-        self.alignment_keys = {i: k.index_select(0, rows) for i, k in self.alignment_keys.items()}
 
-    def _alignment_keys(self) -> dict[int, torch.Tensor]:
-        """The alignment heads' encoder keys, transposed once per batch: (batch, heads, dim,
-        frames) per layer, so a step's scores are one small batched product."""
-        return {
-            index: self.cross[index][0][:, heads].transpose(-1, -2).contiguous()
-            for index, heads in self.weights.alignment_heads.items()
-        }
+    def _alignment_keys(self) -> torch.Tensor | None:
+        """The alignment heads' encoder keys of the whole batch, (batch, heads, dim, frames),
+        heads in ``weights.alignment_heads`` order. Kept for rows that leave the batch."""
+        import torch
+
+        parts = [
+            self.cross[index][0][:, heads] for index, heads in self.weights.alignment_heads.items()
+        ]
+        return torch.cat(parts, dim=1).transpose(-1, -2).contiguous() if parts else None
+
+    def alignment_scores(self, row: int, queries: torch.Tensor) -> torch.Tensor:
+        """Cross-attention scores before softmax, (heads, positions, frames) in float32, of
+        ``queries`` (heads, positions, dim) that ``step`` returned for batch row ``row`` (its
+        index when the batch started)."""
+        if self.alignment_keys is None:
+            raise ValueError("the model has no alignment heads")
+        return (queries.to(self.alignment_keys.dtype) @ self.alignment_keys[row]).float()
 
     def step(
         self, ids: torch.Tensor, *, alignment: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Feed ``ids`` (batch, T); return the logits of the last position (batch, vocab) in
-        float32 and, with ``alignment``, the alignment heads' cross-attention scores before
-        softmax (batch, heads, T, frames)."""
+        float32 and, with ``alignment``, the alignment heads' cross-attention queries (batch,
+        heads, T, dim) for ``alignment_scores``."""
         import torch
         import torch.nn.functional as F  # noqa: N812 - torch's own convention
 
@@ -252,7 +262,7 @@ class CachedDecoder:
             # Position start+i sees the cache and itself: a causal mask shifted by the cache.
             rows = torch.arange(start, end, device=ids.device)[:, None]
             mask = torch.arange(end, device=ids.device)[None, :] <= rows
-        scores: list[torch.Tensor] = []
+        queries: list[torch.Tensor] = []
         for index, layer in enumerate(w.layers):
             x = layer.self_norm(hidden)
             qkv = layer.self_qkv(x).view(batch, count, 3, heads, head_dim).transpose(1, 3)
@@ -273,9 +283,8 @@ class CachedDecoder:
             query = layer.cross_q(x).view(batch, count, heads, head_dim).transpose(1, 2)
             query = (query * scaling).to(attention)
             keys, values = self.cross[index]
-            if alignment and index in self.alignment_keys:
-                chosen = w.alignment_heads[index]
-                scores.append(query[:, chosen] @ self.alignment_keys[index])
+            if alignment and index in w.alignment_heads:
+                queries.append(query[:, w.alignment_heads[index]])
             attended = F.scaled_dot_product_attention(query, keys, values, scale=1.0).to(w.dtype)
             hidden = hidden + layer.cross_out(attended.transpose(1, 2).reshape(batch, count, -1))
 
@@ -284,4 +293,4 @@ class CachedDecoder:
         self.length = end
         last = w.final_norm(hidden[:, -1])
         logits = w.proj_out(last).float()
-        return logits, (torch.cat(scores, dim=1).float() if scores else None)
+        return logits, (torch.cat(queries, dim=1) if queries else None)

@@ -21,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from batch_worker.main import EXIT_MODEL_LOAD_FAILED, run_worker
-from batch_worker.transcripts import chunk_transcript
+from chunk_job.transcript import build_transcript
 from model_registry.publish import PublishResult, publish
 from model_registry.resolve import LOAD_FAILED_MESSAGE
 from server.app import create_app
@@ -225,12 +225,16 @@ def test_worker_and_stitcher_carry_the_model_version() -> None:
             enqueued_at=datetime.now(UTC),
             reason="forced",
         )
-        return chunk_transcript(
-            message,
-            "abc",
-            result,
+        return build_transcript(
+            bucket=message.bucket,
+            key=message.key,
+            session_id=message.session_id,
+            index=message.chunk_index,
+            etag="abc",
+            result=result,
             processing_s=0.1,
             created_at=datetime.now(UTC),
+            transcribed_by="worker",
             model_version=model_version,
         )
 
