@@ -27,6 +27,7 @@ def run_worker(overrides: dict[str, Any] | None = None) -> int:
     import boto3
     from botocore.config import Config
 
+    from chunk_job.fetch import s3_config
     from model_registry.resolve import LOAD_FAILED_MESSAGE, fetch_if_registry
     from whisper_engine.errors import WhisperEngineError
     from whisper_engine.model import default_model_dir
@@ -39,7 +40,9 @@ def run_worker(overrides: dict[str, Any] | None = None) -> int:
     config = Config(
         connect_timeout=5, read_timeout=60, retries={"max_attempts": 5, "mode": "standard"}
     )
-    s3 = boto3.client("s3", config=config)
+    # As the server's: S3 connect and read timeouts within FETCH_TIMEOUT_S, so one stalled
+    # request cannot outlast the chunk job's overall fetch deadline by minutes.
+    s3 = boto3.client("s3", config=s3_config(settings.fetch_timeout_s))
     sqs = boto3.client("sqs", config=config)
     # Before the first receive: a model that cannot be had leaves the queue untouched.
     try:

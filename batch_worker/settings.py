@@ -89,6 +89,16 @@ class WorkerSettings(StorageSettings, EngineSettings, NotificationSettings):
         gt=0,
         description="Longest accepted audio, seconds (server: 422; worker: a failed chunk).",
     )
+    # The same name and default as the server's: one FETCH_TIMEOUT_S line in .env.example.
+    fetch_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        description=(
+            "Total time allowed to fetch a URL or S3 input, seconds (server: 502; worker: a "
+            "failed chunk, retried after RETRY_DELAY_S)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _heartbeat_before_timeout(self) -> WorkerSettings:

@@ -104,7 +104,9 @@ class WorkerDeps:
             s3=self.s3,
             store=self.store,
             layout=settings.layout,
-            limits=Limits(settings.max_download_bytes, settings.max_audio_seconds),
+            limits=Limits(
+                settings.max_download_bytes, settings.max_audio_seconds, settings.fetch_timeout_s
+            ),
             transcribed_by="worker",
             default_language=settings.language,
             model_version=self.model_version,

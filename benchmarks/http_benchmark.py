@@ -39,6 +39,9 @@ from typing import Any
 
 import httpx
 
+# At module level: FastAPI resolves the endpoint's annotations (strings here) in this namespace.
+from fastapi import FastAPI, File, Form, UploadFile
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -55,7 +58,6 @@ TIMEOUT = httpx.Timeout(600.0, connect=5.0)
 
 def fw_app(threads: int) -> Any:
     """faster-whisper behind POST /transcribe (multipart ``audio``, form ``language``)."""
-    from fastapi import FastAPI, File, Form, UploadFile
     from faster_whisper import (  # type: ignore[import-untyped]
         BatchedInferencePipeline,
         WhisperModel,

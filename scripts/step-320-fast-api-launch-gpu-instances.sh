@@ -9,8 +9,13 @@
 # Learning Base GPU AMI (Ubuntu 22.04: Docker, the NVIDIA runtime, the SSM agent); IMDSv2
 # required with hop limit 1 (the container uses the host network). Its user data pulls IMAGE_URI
 # and runs `smart-router serve` with --gpus all, the key read from SSM, its logs shipped to
-# CloudWatch Logs. Re-runnable: a pending or running server is reused, not doubled. Records
-# SERVER_INSTANCE_ID and SERVER_URL in .env. No SSH: reach the instance with SSM.
+# CloudWatch Logs. Its settings go into /etc/smart-router/server.env (0600, docker --env-file),
+# as the worker's do: among them the stack's work queue (output QueueUrl), so the server drains
+# queued chunks whenever no direct request waits (DRAIN_ENABLED=false in .env turns that off),
+# and the notification settings (EVENT_BUS_NAME, WEBHOOK_URL, WEBHOOK_SECRET_PARAMETER) that
+# step-340 gives the router and the worker. Re-runnable: a pending or running server is reused,
+# not doubled (terminate it to launch one with changed settings). Records SERVER_INSTANCE_ID and
+# SERVER_URL in .env. No SSH: reach the instance with SSM.
 #
 # Usage: step-320-fast-api-launch-gpu-instances.sh [--env-file PATH] [--dry-run]
 set -euo pipefail
@@ -34,9 +39,11 @@ profile="$(stack_output ServerInstanceProfileName)"
 log_group="$(stack_output ServerLogGroupName)"
 server_url="$(stack_output ServerUrl)"
 server_tag="$(stack_output ServerInstanceTag)"
+queue_url="$(stack_output QueueUrl)"
 if [[ $DRY_RUN == 0 ]]; then
   for pair in "ServerNetworkInterfaceId:$eni" "ServerInstanceProfileName:$profile" \
-    "ServerLogGroupName:$log_group" "ServerUrl:$server_url" "ServerInstanceTag:$server_tag"; do
+    "ServerLogGroupName:$log_group" "ServerUrl:$server_url" "ServerInstanceTag:$server_tag" \
+    "QueueUrl:$queue_url"; do
     [[ -n ${pair#*:} ]] || die "stack $STACK_NAME has no ${pair%%:*} output: deploy the current template.yaml with step-340."
   done
 fi
@@ -45,6 +52,7 @@ profile="${profile:-<ServerInstanceProfileName>}"
 log_group="${log_group:-<ServerLogGroupName>}"
 server_url="${server_url:-http://<server-private-ip>:8000}"
 server_tag="${server_tag:-${STACK_NAME}-server}"
+queue_url="${queue_url:-<QueueUrl>}"
 port="${server_url##*:}"
 port="${port%%/*}"
 
@@ -73,11 +81,33 @@ else
     ami="${AWS_OUT:-<dlami-id>}"
   fi
 
+  allowed_buckets="${ALLOWED_BUCKETS:-[\"$BUCKET_NAME\"]}"
   userdata="$(mktemp)"
   trap 'rm -f "$userdata"' EXIT
+  # The container's settings are written as a docker --env-file (KEY=VALUE taken literally, so a
+  # webhook URL's & or ? needs no shell quoting), like the worker's /etc/smart-router/worker.env.
+  # An empty value counts as unset (the settings' rule). Never the key itself: its SSM name only.
   cat >"$userdata" <<USERDATA
 #!/bin/bash
 set -euo pipefail
+install -d -m 0755 /etc/smart-router
+(umask 077 && cat >/etc/smart-router/server.env) <<'SERVER_ENV'
+AWS_REGION=$AWS_REGION
+AWS_DEFAULT_REGION=$AWS_REGION
+API_KEY_PARAMETER=$API_KEY_PARAMETER
+ALLOWED_BUCKETS=$allowed_buckets
+AUDIO_PREFIX=${AUDIO_PREFIX:-}
+TRANSCRIPT_PREFIX=${TRANSCRIPT_PREFIX:-}
+LANGUAGE=${LANGUAGE:-}
+DEVICE=cuda
+MODEL_ID=${MODEL_ID:-}
+MODEL_CACHE_DIR=/var/lib/smart-router/models
+QUEUE_URL=$queue_url
+DRAIN_ENABLED=${DRAIN_ENABLED:-}
+EVENT_BUS_NAME=${EVENT_BUS_NAME:-}
+WEBHOOK_URL=${WEBHOOK_URL:-}
+WEBHOOK_SECRET_PARAMETER=${WEBHOOK_SECRET_PARAMETER:-}
+SERVER_ENV
 registry="${ECR_REPOSITORY_URI%%/*}"
 aws ecr get-login-password --region "$AWS_REGION" | docker login --username AWS --password-stdin "\$registry"
 docker pull "$image"
@@ -86,11 +116,8 @@ docker rm -f smart-router-server 2>/dev/null || true
 install -d -o 10001 -g 10001 /var/lib/smart-router/models
 docker run -d --name smart-router-server --restart unless-stopped --gpus all --network host \\
   --log-driver awslogs --log-opt awslogs-region="$AWS_REGION" --log-opt awslogs-group="$log_group" \\
-  -v /var/lib/smart-router/models:/var/lib/smart-router/models -e MODEL_CACHE_DIR=/var/lib/smart-router/models \\
-  -e AWS_REGION="$AWS_REGION" -e API_KEY_PARAMETER="$API_KEY_PARAMETER" \\
-  -e ALLOWED_BUCKETS='${ALLOWED_BUCKETS:-[\"$BUCKET_NAME\"]}' -e AUDIO_PREFIX="$AUDIO_PREFIX" \\
-  -e TRANSCRIPT_PREFIX="$TRANSCRIPT_PREFIX" -e LANGUAGE="$LANGUAGE" -e DEVICE=cuda \\
-  -e MODEL_ID="${MODEL_ID:-}" "$image" serve --host 0.0.0.0 --port $port
+  -v /var/lib/smart-router/models:/var/lib/smart-router/models \\
+  --env-file /etc/smart-router/server.env "$image" serve --host 0.0.0.0 --port $port
 USERDATA
   tags="{Key=$ROLE_TAG_KEY,Value=$server_tag},{Key=Name,Value=$server_tag},{Key=Project,Value=smart-transcription-router}"
   aws_run ec2 run-instances --image-id "$ami" --instance-type "${SERVER_INSTANCE_TYPE:-g4dn.xlarge}" \

@@ -7,7 +7,7 @@ import logging
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -288,3 +288,42 @@ def test_the_worker_records_its_path(aws: Aws) -> None:
     aws.put_chunk("s1", 0, wav_bytes(1.0))
     handle(receive_one(aws), deps(aws, FakeEngine(), settings(aws)))
     assert aws.json(LAYOUT.chunk_transcript("s1", 0))["transcribed_by"] == "worker"
+
+
+# -- FETCH_TIMEOUT_S: the fetch has an overall deadline, as on the server --------------------
+
+
+class SlowHeads:
+    """The S3 client with every HEAD taking ``delay_s`` (a stalled, not a failing, S3)."""
+
+    def __init__(self, s3: Any, delay_s: float) -> None:
+        self._s3 = s3
+        self._delay_s = delay_s
+
+    def head_object(self, **kwargs: Any) -> Any:
+        time.sleep(self._delay_s)
+        return self._s3.head_object(**kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._s3, name)
+
+
+def test_a_fetch_over_fetch_timeout_fails_the_chunk_and_keeps_the_message(aws: Aws) -> None:
+    aws.put_chunk("s1", 0, wav_bytes(1.0))
+    engine = FakeEngine()
+    worker_deps = deps(aws, engine, settings(aws, fetch_timeout_s=0.2, retry_delay_s=0))
+    worker_deps.s3 = cast(Any, SlowHeads(aws.s3, delay_s=0.5))
+    outcome = handle(receive_one(aws), worker_deps)
+    assert outcome.status == "failed" and not outcome.deleted
+    assert outcome.reason is not None and "FETCH_TIMEOUT_S" in outcome.reason
+    assert engine.calls == []
+    assert aws.keys("transcripts/") == []
+    assert aws.counts() == (1, 0)  # transient: back in the queue for another try
+
+
+def test_the_same_slow_fetch_within_fetch_timeout_is_transcribed(aws: Aws) -> None:
+    aws.put_chunk("s1", 0, wav_bytes(1.0))
+    worker_deps = deps(aws, FakeEngine(), settings(aws, fetch_timeout_s=5.0))
+    worker_deps.s3 = cast(Any, SlowHeads(aws.s3, delay_s=0.5))
+    outcome = handle(receive_one(aws), worker_deps)
+    assert outcome.status == "transcribed" and outcome.deleted

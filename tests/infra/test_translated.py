@@ -147,6 +147,7 @@ def test_webhooks_are_wired_for_router_and_worker(cfn: Template) -> None:
     assert policy["Properties"]["Roles"] == [
         {"Ref": "RouterFunctionRole"},
         {"Ref": "WorkerInstanceRole"},
+        {"Ref": "ServerInstanceRole"},  # its queue drainer notifies too (issue 15)
     ]
     (statement,) = policy_statements(policy)
     assert actions(statement) == ["ssm:GetParameter"]
@@ -372,8 +373,40 @@ def test_server_role_reads_its_key_audio_and_image_and_writes_transcripts(cfn: T
             sub_text(s["Resource"]) for s in policy_statements(role) if "s3:GetObject" in actions(s)
         }
         assert (models in readers) == (name in {"ServerInstanceRole", "WorkerInstanceRole"}), name
-    # No queue, no events, no EC2 control: the server only transcribes what it is sent.
-    assert not [a for a in granted if a.split(":")[0] in {"sqs", "events", "ec2", "iam"}]
+    # No EC2 control and no IAM; the queue and the bus only for its drainer (next test).
+    assert not [a for a in granted if a.split(":")[0] in {"ec2", "iam"}]
+
+
+def test_server_role_drains_only_the_work_queue_and_publishes_on_the_bus(cfn: Template) -> None:
+    # The server's drainer (issue 15) follows the worker's rules: the same queue actions on the
+    # same queue, never a send (nor to the DLQ: the redrive policy moves poison), and
+    # events:PutEvents on the chosen bus only. The webhook key: test_webhooks_are_wired_...
+    server = roles(cfn)["ServerInstanceRole"]
+    worker = roles(cfn)["WorkerInstanceRole"]
+
+    def grants(role: dict[str, Any], service: str) -> list[dict[str, Any]]:
+        return [
+            s for s in policy_statements(role) if any(a.startswith(service) for a in actions(s))
+        ]
+
+    (drain,) = grants(server, "sqs:")
+    assert set(actions(drain)) == {
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
+    }
+    assert drain["Resource"] == getatt_arn("WorkQueue")
+    assert "Condition" not in drain
+    (worker_drain,) = grants(worker, "sqs:")
+    assert set(actions(drain)) == set(actions(worker_drain))
+    (notify,) = grants(server, "events:")
+    (worker_notify,) = grants(worker, "events:")
+    assert actions(notify) == ["events:PutEvents"]
+    assert sub_text(notify["Resource"]) == sub_text(worker_notify["Resource"])
+    assert sub_text(notify["Resource"]).endswith(":event-bus/${EventBusName}")
+    # SSE-SQS, not a customer KMS key: neither role needs kms:*.
+    assert not grants(server, "kms:") and not grants(worker, "kms:")
 
 
 def test_server_and_worker_logs_go_to_log_groups_with_the_retention_setting(

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from server.settings import ServerSettings
 from tests.scripts.conftest import Steps, base_env
+from tests.scripts.server_wiring import SDK_NAMES, server_env
 
 
 @pytest.fixture
@@ -127,6 +129,22 @@ def test_320_never_asks_for_a_public_address() -> None:
     text = (SCRIPTS / "step-320-fast-api-launch-gpu-instances.sh").read_text()
     assert "PublicIpAddress" not in text and "associate-public-ip-address" not in text
     assert "awslogs-group" in text  # the server's logs leave the instance
+
+
+def test_320_gives_the_server_its_queue_and_notification_settings() -> None:
+    # The user data's env file (the rehearsal reads the launched instance's): real server
+    # settings only, among them the queue its drainer takes work from (issue 15) and the
+    # notification settings the router and worker get from step-340.
+    from tests.scripts.conftest import SCRIPTS
+
+    text = (SCRIPTS / "step-320-fast-api-launch-gpu-instances.sh").read_text()
+    env = server_env(text)
+    assert env["QUEUE_URL"] == "$queue_url"  # the stack's output QueueUrl
+    for name in ("EVENT_BUS_NAME", "WEBHOOK_URL", "WEBHOOK_SECRET_PARAMETER", "LANGUAGE"):
+        assert env[name] == f"${{{name}:-}}", name  # as .env feeds the stack's parameters
+    assert env["API_KEY_PARAMETER"] == "$API_KEY_PARAMETER" and "API_KEY" not in env
+    assert set(env) - SDK_NAMES <= {name.upper() for name in ServerSettings.model_fields}
+    assert 'queue_url="$(stack_output QueueUrl)"' in text
 
 
 def test_999_prints_the_deletions_and_deletes_nothing(offline: Steps) -> None:

@@ -1,7 +1,8 @@
 """The deployment rehearsal (issue 14): every step script in order, 000 -> 342, against moto's
 server with the AWS CLI, the stack created by moto's CloudFormation from the SAM-translated
-template; then the wiring a new operator depends on is asserted on what moto built; a second
-pass changes nothing; step-999 leaves nothing behind.
+template; then the wiring a new operator depends on is asserted on what moto built (the router's
+private path to the server; the server's queue drainer, server_wiring.py); a second pass changes
+nothing; step-999 leaves nothing behind.
 
 What runs for real: every AWS CLI call of the steps (moto answers them), the stack (every
 resource type moto's CloudFormation supports; the others are listed in UNSUPPORTED_BY_MOTO and
@@ -22,7 +23,6 @@ docs/infrastructure.md lists what this does not prove.
 
 from __future__ import annotations
 
-import ast
 import ipaddress
 import json
 import re
@@ -42,6 +42,11 @@ import pytest
 
 from tests.infra.sam import dead_letter_queues, queue_alarm
 from tests.scripts.conftest import ROOT, SCRIPTS, Steps, base_env
+from tests.scripts.server_wiring import (
+    as_list,
+    assert_server_drains_the_work_queue,
+    role_statements,
+)
 
 # moto's Fn::GetAZs answers us-east-1 zones whatever the region (sam_standin.py).
 REGION = "us-east-1"
@@ -399,20 +404,8 @@ def router_services(endpoint: str, stack: str) -> set[str]:
         for r in cloudformation.list_stack_resources(StackName=stack)["StackResourceSummaries"]
         if r["LogicalResourceId"] == "RouterFunctionRole"
     )
-    iam = client(endpoint, "iam")
-    services = set()
-    for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
-        document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
-        if isinstance(document, str):  # moto answers a Python repr, not JSON
-            document = ast.literal_eval(document)
-        for statement in document["Statement"]:
-            actions = (
-                statement["Action"]
-                if isinstance(statement["Action"], list)
-                else [statement["Action"]]
-            )
-            services |= {a.split(":")[0] for a in actions}
-    return services
+    statements = role_statements(client(endpoint, "iam"), role)
+    return {a.split(":")[0] for s in statements for a in as_list(s["Action"])}
 
 
 def assert_router_subnets_reach_its_services(
@@ -586,6 +579,9 @@ def test_every_step_in_order_against_moto(rehearsal: Rehearsal) -> None:
     # Every output a script reads exists in the deployed stack (ServerInstanceProfileName too).
     assert outputs_the_scripts_read() <= set(out)
     assert_router_reaches_the_server_privately(rehearsal.endpoint, out, values)
+    # The server drains the stack's work queue as soon as it is up (issue 15).
+    ec2, iam, sqs = (client(rehearsal.endpoint, s) for s in ("ec2", "iam", "sqs"))
+    assert_server_drains_the_work_queue(ec2, iam, sqs, out, values)
     function = client(rehearsal.endpoint, "lambda").get_function_configuration(
         FunctionName=out["RouterFunctionArn"]
     )
