@@ -5,7 +5,7 @@
   address public; the request goes to the checked address (``Host`` header and TLS SNI carry
   the name), redirects are never followed, no proxies.
 - Each attempt is one exchange under one deadline of ``WEBHOOK_TIMEOUT_S``: connect, TLS,
-  request and the answer's headers together (:mod:`transcript_contracts.http_deadline`), so a
+  request and the answer's headers together (:mod:`outbound_http.deadline`), so a
   receiver trickling its headers cannot hold the router or a worker thread longer.
 - Retries: transport errors (a missed deadline included), 429 and 5xx, with exponential backoff
   (``WEBHOOK_BACKOFF_S``, doubled each time, at most :data:`MAX_BACKOFF_S`) up to
@@ -42,7 +42,7 @@ from notifications.errors import (
     WebhookRejectedError,
 )
 from notifications.signing import EVENT_HEADER, EVENT_ID_HEADER, sign
-from transcript_contracts.http_deadline import Deadline, DeadlineTransport, new_ssl_context
+from outbound_http.deadline import Deadline, DeadlineTransport, new_ssl_context
 from transcript_contracts.url_safety import CheckedUrl, UnsafeUrlError, check_url
 from transcript_store.ssm_secret import SsmSecret
 

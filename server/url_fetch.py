@@ -6,7 +6,7 @@ unicast, also once any IPv4 address embedded in an IPv6 one is unwrapped (rules 
 address that was checked (TLS still verifies the host name through SNI); redirects are refused.
 
 Caps: ``timeout_s`` is one deadline for the whole exchange, connect, TLS, request, answer
-headers and body together (``transcript_contracts.http_deadline``: a peer trickling its headers
+headers and body together (``outbound_http.deadline``: a peer trickling its headers
 cannot hold the thread longer); ``max_bytes`` counts the bytes as they arrive, and only
 ``identity`` bodies are taken (``Accept-Encoding: identity`` is sent, any other
 ``Content-Encoding`` is refused unread: 65 KB of gzip can inflate to 64 MB in one read).
@@ -17,9 +17,9 @@ from __future__ import annotations
 import httpcore
 import httpx
 
+from outbound_http.deadline import Deadline, DeadlineTransport
 from server.errors import ForbiddenInputError, PayloadTooLargeError, UpstreamError
 from transcript_contracts import url_safety
-from transcript_contracts.http_deadline import Deadline, DeadlineTransport
 from transcript_contracts.url_safety import (
     CheckedUrl,
     IPAddress,

@@ -13,7 +13,7 @@ Used by the server's URL input (``server/url_fetch.py``) and by webhook callback
   and :data:`_EMBEDDINGS`). DNS may hand out another address next time, so all must pass;
 - the caller connects to the address that was checked (:meth:`CheckedUrl.url_for_address`,
   with the host name as ``Host`` header and TLS SNI), never resolving again; redirects are
-  the caller's to refuse. ``transcript_contracts.http_deadline`` bounds the whole exchange.
+  the caller's to refuse. ``outbound_http.deadline`` bounds the whole exchange.
 
 Every refusal is an :class:`UnsafeUrlError` whose ``rule`` names the rule that refused, e.g.
 ``link-local`` or ``nat64:link-local`` (an embedding, then the rule its IPv4 address broke).
