@@ -45,7 +45,8 @@ class Int8Linear(nn.Module):
         largest = torch.maximum(weight.amax(dim=1), -weight.amin(dim=1))
         scales = (largest / _QMAX).clamp(min=torch.finfo(torch.float32).tiny)
         quantized = torch.round(weight / scales[:, None]).clamp_(-_QMAX, _QMAX).to(torch.int8)
-        return cls(quantized.t(), scales, None if bias is None else bias.float())
+        bias = None if bias is None else bias.to(torch.float32, copy=True)
+        return cls(quantized.t(), scales, bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape

@@ -131,15 +131,15 @@ def build_decoder_weights(
             return Int8Linear.from_weight(weight, bias)
         # On the meta device: no random initialisation of weights that are replaced right away.
         fused = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, device="meta")
-        fused.weight = nn.Parameter(weight.to(float_dtype), requires_grad=False)
+        fused.weight = nn.Parameter(weight.to(float_dtype, copy=True), requires_grad=False)
         if bias is not None:
-            fused.bias = nn.Parameter(bias.to(float_dtype), requires_grad=False)
+            fused.bias = nn.Parameter(bias.to(float_dtype, copy=True), requires_grad=False)
         return fused
 
     def norm(source: nn.LayerNorm) -> _Norm:
         return _Norm(
-            source.weight.detach().to(float_dtype),
-            source.bias.detach().to(float_dtype),
+            source.weight.detach().to(float_dtype, copy=True),
+            source.bias.detach().to(float_dtype, copy=True),
             float(source.eps),
         )
 
@@ -176,8 +176,9 @@ def build_decoder_weights(
         by_layer.setdefault(int(layer_index), []).append(int(head))
     return DecoderWeights(
         layers=tuple(layers),
-        embed_tokens=decoder.embed_tokens.weight.detach().to(float_dtype),
-        embed_positions=decoder.embed_positions.weight.detach().to(float_dtype),
+        # Copies: the originals may view the memory-mapped checkpoint (model.py).
+        embed_tokens=decoder.embed_tokens.weight.detach().to(float_dtype, copy=True),
+        embed_positions=decoder.embed_positions.weight.detach().to(float_dtype, copy=True),
         embed_scale=float(getattr(decoder, "embed_scale", 1.0) or 1.0),
         final_norm=norm(decoder.layer_norm),
         proj_out=proj_out,

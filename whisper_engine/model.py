@@ -62,7 +62,9 @@ def resolve_device(device: str) -> str:
 class LoadedWhisper:
     """A model, its processor and the facts the decoder needs, ready on one device."""
 
-    model: Any  # transformers' model; its decoder layers are dropped (``decoder`` holds them)
+    # transformers' WhisperEncoder, converted to the compute type; the rest of transformers'
+    # model is dropped after loading (``decoder`` holds the decoder's weights).
+    encoder: Any
     processor: Any
     tokens: SpecialTokens
     multilingual: bool
@@ -83,7 +85,7 @@ class LoadedWhisper:
 
     def encode(self, features: Any) -> Any:
         """Encoder output (batch, frames, width) for log-mel features (batch, mels, 3000)."""
-        return self.model.model.encoder(input_features=features).last_hidden_state
+        return self.encoder(input_features=features).last_hidden_state
 
 
 def load_whisper(
@@ -177,20 +179,22 @@ def _load_on(
             alignment_heads=alignment_heads(model),
             attention_dtype=plan.attention_dtype,
         )
-    # The original decoder layers are now duplicated in ``decoder``; drop them.
-    model.model.decoder.layers = torch.nn.ModuleList()
     encoder = model.model.encoder
     if plan.quantize_encoder:
-        model.model.encoder = quantize_linear_layers(encoder)
+        quantize_linear_layers(encoder)
     else:
         encoder.to(dtype=plan.encoder_dtype)
+    _own_storage(encoder)
+    # Only the encoder is kept: the decoder's weights now live in ``decoder``, and what is left
+    # may still point into the memory-mapped checkpoint file, which would then stay resident.
+    del model
     name = Path(source).name if os.path.isdir(source) else source
     load_s = time.perf_counter() - started
     logger.info(
         "loaded Whisper model %s on %s (%s) in %.2f s", name, target, plan.describe(), load_s
     )
     return LoadedWhisper(
-        model=model,
+        encoder=encoder,
         processor=processor,
         tokens=tokens,
         multilingual=multilingual,
@@ -203,6 +207,16 @@ def _load_on(
         decoder=decoder,
         compute=plan,
     )
+
+
+def _own_storage(module: Any) -> None:
+    """Give every parameter and buffer its own memory: transformers may leave tensors that
+    view the memory-mapped safetensors file, which keeps all of its pages resident."""
+    import torch
+
+    with torch.no_grad():
+        for tensor in [*module.parameters(), *module.buffers()]:
+            tensor.data = tensor.data.clone()
 
 
 def alignment_heads(model: Any) -> list[tuple[int, int]]:
@@ -224,7 +238,7 @@ def release(loaded: LoadedWhisper) -> None:
     """Drop the model's tensors and hand cached GPU memory back to the driver."""
     import torch
 
-    loaded.model = None
+    loaded.encoder = None
     loaded.decoder = None
     gc.collect()
     if torch.cuda.is_available():

@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from whisper_engine.audio import SAMPLE_RATE
 from whisper_engine.decoding import DecodeOptions, WindowDecoding, decode_windows
 from whisper_engine.errors import TranscriptionError
@@ -20,7 +22,6 @@ from whisper_engine.tokens import TIME_PRECISION_S
 from whisper_engine.windows import Span
 
 if TYPE_CHECKING:
-    import numpy as np
     from numpy.typing import NDArray
 
 # Follow-up passes for windows Whisper left unfinished; each pass strictly advances.
@@ -30,12 +31,36 @@ _MIN_FOLLOW_UP_SPEECH_S = 0.3
 
 @dataclass
 class Window:
-    """A stretch of one audio to decode, and what decoding it gave."""
+    """Pieces of one audio decoded as one stretch (the silences between them left out), and
+    what decoding it gave. Times in the decoded stretch map back through ``to_audio_s``."""
 
     audio_index: int
-    span: Span
+    pieces: tuple[Span, ...]
     language: str | None
     decoding: WindowDecoding | None = None
+
+    @property
+    def span(self) -> Span:
+        """From the first piece's start to the last one's end."""
+        return Span(self.pieces[0].start, self.pieces[-1].end)
+
+    @property
+    def length(self) -> int:
+        return sum(p.length for p in self.pieces)
+
+    def samples(self, audio: NDArray[np.float32]) -> NDArray[np.float32]:
+        if len(self.pieces) == 1:
+            return audio[self.span.start : self.span.end]
+        return np.concatenate([audio[p.start : p.end] for p in self.pieces])
+
+    def to_audio_s(self, seconds: float) -> float:
+        """A time in the decoded stretch (s from its start) as a time in the audio."""
+        offset = round(seconds * SAMPLE_RATE)
+        for piece in self.pieces:
+            if offset <= piece.length:
+                return (piece.start + max(0, offset)) / SAMPLE_RATE
+            offset -= piece.length
+        return self.span.end / SAMPLE_RATE
 
 
 class WindowPasses:
@@ -80,7 +105,8 @@ class WindowPasses:
             pending = follow_ups
 
     def _remainder(self, window: Window, speech: Sequence[Span]) -> Window | None:
-        """Timestamp-token mode: the rest of a window Whisper closed early, if it holds speech."""
+        """Timestamp-token mode: the rest of a window Whisper closed early, if it holds speech
+        (windows of that mode are single pieces: ``_plan``)."""
         decoding = window.decoding
         begin = self._loaded().tokens.timestamp_begin
         if decoding is None or decoding.loop_cut is not None or len(decoding.tokens) < 2:
@@ -95,7 +121,7 @@ class WindowPasses:
         voiced = sum(max(0, min(s.end, rest.end) - max(s.start, rest.start)) for s in speech)
         if voiced < _MIN_FOLLOW_UP_SPEECH_S * SAMPLE_RATE:
             return None
-        return Window(window.audio_index, rest, decoding.language)
+        return Window(window.audio_index, (rest,), decoding.language)
 
     def decode_batches(
         self,
@@ -107,13 +133,11 @@ class WindowPasses:
         options = self._decode
         if max_new_tokens is not None:
             options = replace(options, max_new_tokens=max_new_tokens)
-        batches = plan_batches(
-            [w.span.length for w in windows], self._batch_size, self._streams.count
-        )
+        batches = plan_batches([w.length for w in windows], self._batch_size, self._streams.count)
 
         def job(batch: list[int]) -> None:
             members = [windows[i] for i in batch]
-            arrays = [audios[w.audio_index][w.span.start : w.span.end] for w in members]
+            arrays = [w.samples(audios[w.audio_index]) for w in members]
             decoded = self._decode_batch(arrays, members, options)
             for window, result in zip(members, decoded, strict=True):
                 window.decoding = result

@@ -10,6 +10,8 @@ Python threads: torch releases the GIL inside its operations). On CUDA one strea
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +20,32 @@ from typing import TypeVar
 T = TypeVar("T")
 
 MAX_CPU_STREAMS = 4
+
+
+def _load_libc_trim() -> Callable[[int], int] | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        trim: Callable[[int], int] = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        return None
+    return trim
+
+
+_MALLOC_TRIM = _load_libc_trim()
+
+
+def release_freed_memory() -> None:
+    """Give the memory a transcription freed back to the operating system.
+
+    glibc keeps freed blocks in per-thread arenas for reuse; with batches decoded on several
+    threads the resident size then ratchets up by hundreds of MB and stays there (measured:
+    0.85 GB after load, 1.3 GB after three transcriptions of 100 s). ``malloc_trim`` returns
+    what is free; it costs milliseconds against seconds of inference.
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def usable_cores() -> int:

@@ -7,8 +7,8 @@ Three ways, by how the window was decoded:
 - timestamp tokens: Whisper's own ``<|t|> text <|t|>`` pairs;
 - neither: one segment spanning the window.
 
-The window-level checks are applied here too: a window is dropped as silence when Whisper's
-no-speech probability is high and its confidence low, and as a loop when its text compresses
+The checks are applied here too: a window is dropped as silence when Whisper's no-speech
+probability is high and its confidence low, and a segment as a loop when its text compresses
 too well (OpenAI's thresholds).
 """
 
@@ -46,13 +46,16 @@ class WindowText:
 def window_segments(
     decoding: WindowDecoding,
     *,
+    to_audio_s: Callable[[float], float],
     start_s: float,
     end_s: float,
     speech: Sequence[tuple[float, float]],
     text: WindowText,
     rules: SegmentRules,
 ) -> list[Segment]:
-    """The segments of one window that starts at ``start_s`` and ends at ``end_s``."""
+    """The segments of one window that starts at ``start_s`` and ends at ``end_s`` in the
+    audio; ``to_audio_s`` maps a time in the decoded stretch to the audio's (the stretch
+    leaves out the silences between the window's pieces)."""
     if (
         decoding.no_speech_prob > rules.no_speech_threshold
         and decoding.avg_logprob < rules.logprob_threshold
@@ -73,27 +76,34 @@ def window_segments(
             decoding.loop_cut,
         )
     if decoding.token_starts is not None:
-        segments = _aligned(decoding, start_s, end_s, speech, text)
+        segments = _aligned(decoding, to_audio_s, start_s, end_s, speech, text)
     elif any(t >= text.timestamp_begin for t in decoding.tokens):
-        segments = _from_timestamp_tokens(decoding.tokens, start_s, end_s, text)
+        segments = _from_timestamp_tokens(decoding.tokens, to_audio_s, end_s, text)
     else:
         whole = text.decode(decoding.tokens).strip()
         segments = [Segment(start=round(start_s, 3), end=round(end_s, 3), text=whole)]
         segments = [s for s in segments if s.text]
-    ratio = compression_ratio(" ".join(s.text for s in segments))
-    if ratio > rules.compression_ratio_threshold:
-        logger.warning(
-            "window %.1f-%.1f s dropped: compression ratio %.2f looks like a repetition loop",
-            start_s,
-            end_s,
-            ratio,
-        )
-        return []
-    return segments
+    # Per segment, not per window: a packed window can hold the same sentence said twice, and
+    # its text as a whole then compresses like a loop. A loop stays inside a segment (the
+    # decoder cuts a unit repeated three times, safeguards.py), so it is still caught.
+    kept = []
+    for segment in segments:
+        ratio = compression_ratio(segment.text)
+        if ratio > rules.compression_ratio_threshold:
+            logger.warning(
+                "segment %.1f-%.1f s dropped: compression ratio %.2f looks like a repetition loop",
+                segment.start,
+                segment.end,
+                ratio,
+            )
+            continue
+        kept.append(segment)
+    return kept
 
 
 def _aligned(
     decoding: WindowDecoding,
+    to_audio_s: Callable[[float], float],
     start_s: float,
     end_s: float,
     speech: Sequence[tuple[float, float]],
@@ -111,8 +121,8 @@ def _aligned(
     )
     shifted = [
         Word(
-            start=round(min(start_s + w.start, end_s), 3),
-            end=round(min(start_s + w.end, end_s), 3),
+            start=round(min(to_audio_s(w.start), end_s), 3),
+            end=round(min(to_audio_s(w.end), end_s), 3),
             word=w.word,
             probability=round(w.probability, 4),
         )
@@ -123,15 +133,15 @@ def _aligned(
 
 
 def _from_timestamp_tokens(
-    tokens: list[int], start_s: float, end_s: float, text: WindowText
+    tokens: list[int], to_audio_s: Callable[[float], float], end_s: float, text: WindowText
 ) -> list[Segment]:
     segments: list[Segment] = []
     for start, end, text_tokens in split_timestamp_pieces(tokens, text.timestamp_begin):
         piece = text.decode(text_tokens).strip()
         if not piece:
             continue
-        seg_start = min(start_s + (start if start is not None else 0.0), end_s)
-        seg_end = min(start_s + end, end_s) if end is not None else end_s
+        seg_start = min(to_audio_s(start if start is not None else 0.0), end_s)
+        seg_end = min(to_audio_s(end), end_s) if end is not None else end_s
         segments.append(
             Segment(start=round(seg_start, 3), end=round(max(seg_end, seg_start), 3), text=piece)
         )

@@ -18,10 +18,15 @@ from whisper_engine.errors import TranscriptionError, UnsupportedLanguageError
 from whisper_engine.model import LoadedWhisper, load_whisper, release
 from whisper_engine.passes import Window, WindowPasses
 from whisper_engine.results import Segment, Timings, TranscriptionResult
-from whisper_engine.runner import Streams, configure_cpu_threads, default_streams
+from whisper_engine.runner import (
+    Streams,
+    configure_cpu_threads,
+    default_streams,
+    release_freed_memory,
+)
 from whisper_engine.segments import SegmentRules, WindowText, window_segments
 from whisper_engine.vad import SileroVad, VadOptions
-from whisper_engine.windows import Span, plan_windows
+from whisper_engine.windows import Span, pack_windows, plan_windows
 from whisper_engine.words import token_bytes_from_pieces
 
 if TYPE_CHECKING:
@@ -113,7 +118,7 @@ class WhisperEngine:
         """Decode two seconds of quiet noise (a few steps) straight through the model."""
         started = time.perf_counter()
         noise = np.random.default_rng(0).normal(0, 1e-3, 2 * SAMPLE_RATE).astype(np.float32)
-        window = Window(0, Span(0, noise.shape[0]), self._fallback_language())
+        window = Window(0, (Span(0, noise.shape[0]),), self._fallback_language())
         with self._lock:
             self._passes.decode_batches([noise], [window], max_new_tokens=4)
         logger.info("warm-up took %.2f s", time.perf_counter() - started)
@@ -205,12 +210,15 @@ class WhisperEngine:
             _check_samples(samples)
             spans, planned = self._plan(samples)
             speech.append(spans)
-            windows.extend(Window(index, span, languages[index]) for span in planned)
+            windows.extend(Window(index, pieces, languages[index]) for pieces in planned)
         vad_s = time.perf_counter() - vad_started
 
         inference_started = time.perf_counter()
         with self._lock:
-            self._passes.decode_all(audios, windows, speech)
+            try:
+                self._passes.decode_all(audios, windows, speech)
+            finally:
+                release_freed_memory()
         inference_s = time.perf_counter() - inference_started
         total_s = time.perf_counter() - started
 
@@ -262,8 +270,8 @@ class WhisperEngine:
             resolved.append(value)
         return resolved
 
-    def _plan(self, samples: NDArray[np.float32]) -> tuple[list[Span], list[Span]]:
-        """(speech spans, decoding windows) for one audio."""
+    def _plan(self, samples: NDArray[np.float32]) -> tuple[list[Span], list[tuple[Span, ...]]]:
+        """(speech spans, decoding windows as pieces) for one audio."""
         if samples.shape[0] == 0:
             return [], []
         opts = self.options.vad
@@ -273,15 +281,16 @@ class WhisperEngine:
             slices = [
                 Span(s, min(s + step, samples.shape[0])) for s in range(0, samples.shape[0], step)
             ]
-            return slices, slices
+            return slices, [(s,) for s in slices]
         spans = self._vad.speech_spans(samples)
-        windows = plan_windows(
-            spans,
-            samples.shape[0],
-            max_window_samples=int(opts.max_window_s * SAMPLE_RATE),
-            pad_samples=int(opts.window_pad_ms * SAMPLE_RATE / 1000),
-        )
-        return spans, windows
+        limits = {
+            "max_window_samples": int(opts.max_window_s * SAMPLE_RATE),
+            "pad_samples": int(opts.window_pad_ms * SAMPLE_RATE / 1000),
+        }
+        if self.options.decode.timestamp_tokens:
+            # Timestamp tokens and follow-up windows ("seek") need the audio's own timeline.
+            return spans, [(w,) for w in plan_windows(spans, samples.shape[0], **limits)]
+        return spans, pack_windows(spans, samples.shape[0], **limits)
 
     def _result(
         self,
@@ -313,6 +322,7 @@ class WhisperEngine:
             segments.extend(
                 window_segments(
                     window.decoding,
+                    to_audio_s=window.to_audio_s,
                     start_s=window.span.start / SAMPLE_RATE,
                     end_s=window.span.end / SAMPLE_RATE,
                     speech=spans_s,

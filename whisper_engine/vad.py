@@ -22,7 +22,7 @@ class VadOptions:
     min_speech_ms: int = 250
     min_silence_ms: int = 300
     speech_pad_ms: int = 100
-    window_pad_ms: int = 200
+    window_pad_ms: int = 300
     max_window_s: float = WHISPER_WINDOW_S
 
 

@@ -92,3 +92,56 @@ def _pad(windows: list[Span], total: int, limit: int, pad: int) -> list[Span]:
         grow_right = min(pad, right_bound - window.end, room - grow_left)
         padded.append(Span(window.start - grow_left, window.end + grow_right))
     return padded
+
+
+def pack_windows(
+    speech: Sequence[Span],
+    total_samples: int,
+    *,
+    max_window_samples: int = int(WHISPER_WINDOW_S * SAMPLE_RATE),
+    pad_samples: int = int(0.2 * SAMPLE_RATE),
+) -> list[tuple[Span, ...]]:
+    """Speech packed into windows of at most ``max_window_samples`` with the silences left out.
+
+    Each window is a run of pieces of the audio, decoded as one stretch: a speech span widened
+    by up to ``pad_samples`` on both sides (never past the middle of the silence to its
+    neighbour), pieces that then touch merged. Consecutive pieces fill a window while their
+    total fits. This is how faster-whisper's batched pipeline cuts audio: against windows that
+    keep the silences it means fewer windows for the same speech (fewer encoder passes and
+    decoding rows) and fewer window starts, where Whisper base tends to garble the first words
+    (whisper_engine/NOTES.md). A span longer than a window on its own is cut into equal pieces.
+    """
+    if max_window_samples <= 2 * pad_samples:
+        raise ValueError("max_window_samples must leave room for the padding")
+    pieces: list[Span] = []
+    for span in _normalise(speech, total_samples):
+        pieces.extend(_split_long(span, max_window_samples - 2 * pad_samples))
+    padded: list[Span] = []
+    for index, piece in enumerate(pieces):
+        left = 0 if index == 0 else (pieces[index - 1].end + piece.start) // 2
+        right = (
+            total_samples
+            if index == len(pieces) - 1
+            else (piece.end + pieces[index + 1].start) // 2
+        )
+        grown = Span(max(left, piece.start - pad_samples), min(right, piece.end + pad_samples))
+        if (
+            padded
+            and padded[-1].end >= grown.start
+            and (grown.end - padded[-1].start <= max_window_samples)
+        ):
+            padded[-1] = Span(padded[-1].start, grown.end)
+        else:
+            padded.append(grown)
+    windows: list[tuple[Span, ...]] = []
+    current: list[Span] = []
+    length = 0
+    for piece in padded:
+        if current and length + piece.length > max_window_samples:
+            windows.append(tuple(current))
+            current, length = [], 0
+        current.append(piece)
+        length += piece.length
+    if current:
+        windows.append(tuple(current))
+    return windows

@@ -154,6 +154,9 @@ class Chaos:
         return False
 
 
+_WORKER_KILL_WAIT_S = 180.0
+
+
 def run_chaos(options: ChaosOptions, model_dir: Path, work_dir: Path) -> ChaosReport:
     rng = random.Random(options.seed)  # noqa: S311 - fault injection, not security
     started = time.monotonic()
@@ -214,6 +217,9 @@ def run_chaos(options: ChaosOptions, model_dir: Path, work_dir: Path) -> ChaosRe
                 if session.session_id in manifest_last:
                     pipeline.upload_manifest(session)
             pipeline.wait_router_idle(timeout_s=3600)
+            # On a loaded machine the worker may still be loading its model when the router is
+            # done: the kill mid-batch waits for its first batch rather than being skipped.
+            killer.join(timeout=_WORKER_KILL_WAIT_S)
             chaos.stop()
             killer.join()
             worker.stop()

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from tests.support.speech import ENGLISH_TEXT, SWEDISH_TEXT, wer
-from whisper_engine.transcriber import EngineOptions, WhisperEngine
+from whisper_engine.transcriber import WhisperEngine
 
 pytestmark = [pytest.mark.gpu, pytest.mark.slow]
 
@@ -41,7 +42,7 @@ def test_float16_on_cuda_transcribes_with_words(
     assert wer(SWEDISH_TEXT, swedish.text) <= 0.8, swedish.text
     words = [w for s in english.segments for w in s.words or []]
     assert words
-    assert all(a.end <= b.start + 1e-6 for a, b in zip(words, words[1:], strict=False))
+    assert all(a.end <= b.start + 1e-6 for a, b in pairwise(words))
     assert english.detected_language == "en"
 
 

@@ -86,3 +86,33 @@ def test_windows_are_bounded_ordered_disjoint_and_cover_all_speech(
             max(0, min(w.end, clipped.end) - max(w.start, clipped.start)) for w in windows
         )
         assert covered == clipped.length
+
+
+def test_packed_windows_leave_out_silences_and_fit() -> None:
+    from whisper_engine.windows import pack_windows
+
+    speech = [Span(1000, 9000), Span(12000, 20000), Span(40000, 52000), Span(60000, 61000)]
+    windows = pack_windows(speech, 70000, max_window_samples=20000, pad_samples=500)
+    assert all(sum(p.length for p in w) <= 20000 for w in windows)
+    pieces = [p for w in windows for p in w]
+    assert pieces == sorted(pieces)
+    # Every speech span is inside a piece, with up to 500 samples of padding around it.
+    for span in speech:
+        (piece,) = [p for p in pieces if p.start <= span.start and span.end <= p.end]
+        assert span.start - piece.start <= 500 and piece.end - span.end <= 500
+    # The long silences are not decoded: 33000 samples of the 61000 spanned.
+    assert sum(p.length for p in pieces) == 33000
+    assert len(windows) == 2
+
+
+def test_packed_window_times_map_back_to_the_audio() -> None:
+    from whisper_engine.audio import SAMPLE_RATE
+    from whisper_engine.passes import Window
+
+    window = Window(0, (Span(16000, 32000), Span(80000, 96000)), "en")
+    assert window.length == 32000
+    assert window.to_audio_s(0.5) == 1.5  # inside the first piece
+    assert (
+        window.to_audio_s(1.5) == 80000 / SAMPLE_RATE + 0.5
+    )  # second piece, 4 s of silence skipped
+    assert window.to_audio_s(9.0) == 6.0  # past the end: the window's end
