@@ -279,6 +279,9 @@ def main() -> int:
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="cProfile top N")
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
     parser.add_argument(
+        "--load-runs", type=int, default=0, metavar="N", help="only time N model loads"
+    )
+    parser.add_argument(
         "--child", nargs=3, metavar=("SYSTEM", "AUDIO", "LANG"), help=argparse.SUPPRESS
     )
     args = parser.parse_args()
@@ -286,6 +289,8 @@ def main() -> int:
     from whisper_convert.prepare import prepare_default_model
 
     model_dir = args.model_dir or prepare_default_model()
+    if args.load_runs:
+        return _load_runs(model_dir, args)
     if args.child:
         system, audio_path, language = args.child
         print(json.dumps(run_system(system, Path(audio_path), language, model_dir, args)))
@@ -317,6 +322,33 @@ def main() -> int:
                 _print_row(result)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    return 0
+
+
+def _load_runs(model_dir: Path, args: argparse.Namespace) -> int:
+    """Model load times after imports (load_whisper; the warm-up separately), N times."""
+    import torch  # noqa: F401 - imports first: the figure is the model's load
+    import transformers  # noqa: F401
+
+    from whisper_engine.model import load_whisper, release
+    from whisper_engine.transcriber import EngineOptions, WhisperEngine
+
+    loads, warmups = [], []
+    for _ in range(args.load_runs):
+        started = time.perf_counter()
+        loaded = load_whisper(model_dir, device=args.device, compute_type=args.compute_type)
+        loads.append(time.perf_counter() - started)
+        engine = WhisperEngine(loaded, None, EngineOptions(use_vad=False))
+        started = time.perf_counter()
+        engine.warm_up()
+        warmups.append(time.perf_counter() - started)
+        release(loaded)
+    print(
+        f"model load after imports: median {statistics.median(loads):.2f} s, min "
+        f"{min(loads):.2f} s, max {max(loads):.2f} s; warm-up median "
+        f"{statistics.median(warmups):.2f} s ({len(loads)} runs, {loaded.compute_type})",
+        flush=True,
+    )
     return 0
 
 

@@ -49,7 +49,7 @@ BUCKET = "router-bench-bucket"
 TABLE = "router-bench-idempotency"
 LAMBDA_ENV = {
     "AWS_LAMBDA_FUNCTION_NAME": "transcription-router",
-    "AWS_EXECUTION_ENV": "AWS_Lambda_python3.11",
+    "AWS_EXECUTION_ENV": f"AWS_Lambda_python{sys.version_info.major}.{sys.version_info.minor}",
     "AWS_REGION": REGION,
     "AWS_DEFAULT_REGION": REGION,
     "POWERTOOLS_SERVICE_NAME": "router",
@@ -103,7 +103,13 @@ def build_package(out: Path) -> dict[str, Any]:
         raise RuntimeError("make is needed to build the package (router/Makefile)")
     subprocess.run(  # noqa: S603 - our own Makefile
         [make, "-s", "-f", str(ROOT / "router" / "Makefile"), "build-RouterFunction"],
-        env={**os.environ, "ARTIFACTS_DIR": str(out)},
+        # The import is measured with this interpreter, so the package takes its wheels
+        # (template.yaml's runtime may be newer than the local Python: docs/infrastructure.md).
+        env={
+            **os.environ,
+            "ARTIFACTS_DIR": str(out),
+            "LAMBDA_PYTHON": f"{sys.version_info.major}.{sys.version_info.minor}",
+        },
         check=True,
         cwd=ROOT,
     )

@@ -14,6 +14,9 @@ from transcript_contracts.formats import to_srt, to_vtt
 from transcript_contracts.models import TranscriptSegment as Segment
 from whisper_engine.results import TranscriptionResult
 
+# OpenAI's default timestamp granularity.
+SEGMENTS_ONLY: tuple[TimestampGranularity, ...] = ("segment",)
+
 
 def body(runtime: Runtime, result: TranscriptionResult, elapsed: float) -> dict[str, Any]:
     return TranscriptionOut(
@@ -36,7 +39,7 @@ def formatted(
     result: TranscriptionResult,
     elapsed: float,
     fmt: ResponseFormat,
-    granularities: Collection[TimestampGranularity] = ("segment",),
+    granularities: Collection[TimestampGranularity] = SEGMENTS_ONLY,
 ) -> Response:
     if fmt == "text":
         return PlainTextResponse(result.text)
@@ -50,7 +53,7 @@ def formatted(
 
 
 def verbose(
-    result: TranscriptionResult, granularities: Collection[TimestampGranularity] = ("segment",)
+    result: TranscriptionResult, granularities: Collection[TimestampGranularity] = SEGMENTS_ONLY
 ) -> dict[str, Any]:
     """OpenAI's verbose_json; fields Whisper-the-API has and this engine doesn't are neutral.
     ``segments`` for the "segment" granularity (the default), ``words`` for "word": each word
