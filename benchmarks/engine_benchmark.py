@@ -133,8 +133,10 @@ def ct2_dir() -> Path:
 def _engine(
     system: str, model_dir: Path, args: argparse.Namespace, language: str
 ) -> tuple[Callable[[np.ndarray], str], dict[str, Any]]:
-    import torch  # imports first: the load time below is the model's, not the libraries'
-    import transformers  # noqa: F401
+    # Imports first (transformers loads its Whisper modules lazily): the load time below is the
+    # model's, not the libraries'.
+    import torch
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor  # noqa: F401
 
     from whisper_engine.decoding import DecodeOptions
     from whisper_engine.transcriber import EngineOptions, WhisperEngine
