@@ -5,10 +5,15 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from transcript_contracts.settings import EngineSettings, NotificationSettings, StorageSettings
+from transcript_contracts.settings import (
+    EngineSettings,
+    NotificationSettings,
+    QueueWorkSettings,
+    StorageSettings,
+)
 
 
-class WorkerSettings(StorageSettings, EngineSettings, NotificationSettings):
+class WorkerSettings(StorageSettings, EngineSettings, NotificationSettings, QueueWorkSettings):
     """The batch worker on the spot GPU instance."""
 
     queue_url: str = Field(description="URL of the SQS work queue the worker drains.")
@@ -20,29 +25,6 @@ class WorkerSettings(StorageSettings, EngineSettings, NotificationSettings):
     )
     wait_time_s: int = Field(
         20, ge=0, le=20, description="SQS long-poll wait of each receive, seconds (0-20)."
-    )
-    visibility_timeout_s: int = Field(
-        600,
-        ge=1,
-        le=43_200,
-        description=(
-            "Visibility timeout given to received messages, seconds; the heartbeat renews it "
-            "while a chunk is in work (capped at 12 h in total)."
-        ),
-    )
-    heartbeat_interval_s: float = Field(
-        120.0,
-        gt=0,
-        description="How often in-flight messages get their visibility renewed, seconds.",
-    )
-    retry_delay_s: int = Field(
-        60,
-        ge=0,
-        le=43_200,
-        description=(
-            "Visibility set on a message that failed (corrupt audio, S3 error), seconds: it is "
-            "retried that much later and reaches the DLQ after the queue's maxReceiveCount."
-        ),
     )
     idle_exit_s: float = Field(
         600.0,

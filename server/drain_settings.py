@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from transcript_contracts.settings import NotificationSettings
+from transcript_contracts.settings import NotificationSettings, QueueWorkSettings
 
 
-class DrainerSettings(NotificationSettings):
+class DrainerSettings(NotificationSettings, QueueWorkSettings):
     """Draining the work queue with the server's spare capacity."""
 
     queue_url: str | None = Field(
@@ -45,29 +45,6 @@ class DrainerSettings(NotificationSettings):
         description=(
             "Server: SQS long-poll wait of each drainer receive, seconds (0-20); a shutdown "
             "waits at most this long for a receive in progress."
-        ),
-    )
-    visibility_timeout_s: int = Field(
-        600,
-        ge=1,
-        le=43_200,
-        description=(
-            "Visibility timeout given to received messages, seconds; the heartbeat renews it "
-            "while a chunk is in work (capped at 12 h in total)."
-        ),
-    )
-    heartbeat_interval_s: float = Field(
-        120.0,
-        gt=0,
-        description="How often in-flight messages get their visibility renewed, seconds.",
-    )
-    retry_delay_s: int = Field(
-        60,
-        ge=0,
-        le=43_200,
-        description=(
-            "Visibility set on a message that failed (corrupt audio, S3 error), seconds: it is "
-            "retried that much later and reaches the DLQ after the queue's maxReceiveCount."
         ),
     )
 

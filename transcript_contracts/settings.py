@@ -167,6 +167,35 @@ class EngineSettings(SettingsBase):
     )
 
 
+class QueueWorkSettings(SettingsBase):
+    """How a consumer of the work queue (the batch worker, the server's drainer) holds the
+    messages it received: one set of rules for both."""
+
+    visibility_timeout_s: int = Field(
+        600,
+        ge=1,
+        le=43_200,
+        description=(
+            "Visibility timeout given to received messages, seconds; the heartbeat renews it "
+            "while a chunk is in work (capped at 12 h in total)."
+        ),
+    )
+    heartbeat_interval_s: float = Field(
+        120.0,
+        gt=0,
+        description="How often in-flight messages get their visibility renewed, seconds.",
+    )
+    retry_delay_s: int = Field(
+        60,
+        ge=0,
+        le=43_200,
+        description=(
+            "Visibility set on a message that failed (corrupt audio, S3 error), seconds: it is "
+            "retried that much later and reaches the DLQ after the queue's maxReceiveCount."
+        ),
+    )
+
+
 class NotificationSettings(SettingsBase):
     """Completion notifications (issue 9): EventBridge events and optional signed webhooks.
 
