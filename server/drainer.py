@@ -33,12 +33,12 @@ from batch_worker.errors import QueueError
 from batch_worker.heartbeat import Heartbeat, StopControl
 from batch_worker.progress import WorkerStats
 from batch_worker.queue import ReceivedMessage, WorkQueue
-from chunk_job import ChunkJob, Limits
+from chunk_job import ChunkJob
 from notifications import build_notifier
 from notifications.session_events import SessionEvents
+from server.chunk_jobs import server_chunk_job
 from server.inference import InferenceWorker
 from server.settings import ServerSettings
-from transcript_store import TranscriptStore
 
 if TYPE_CHECKING:
     import numpy as np
@@ -230,16 +230,4 @@ def build_drainer(runtime: Runtime) -> Drainer | None:
 
 def drainer_job(runtime: Runtime) -> ChunkJob:
     """The chunk job as the drainer runs it: the server's limits and S3 client."""
-    settings = runtime.settings
-    return ChunkJob(
-        s3=runtime.s3,
-        store=TranscriptStore(runtime.s3),
-        layout=settings.layout,
-        limits=Limits(
-            settings.max_download_bytes, settings.max_audio_seconds, settings.fetch_timeout_s
-        ),
-        transcribed_by="server-drainer",
-        default_language=settings.language,
-        model_version=runtime.model_version,
-        word_timestamps=settings.word_timestamps,
-    )
+    return server_chunk_job(runtime, "server-drainer")

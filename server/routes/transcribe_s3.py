@@ -23,7 +23,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
-from chunk_job import ChunkJob, ChunkJobError, ChunkRef, Limits
+from chunk_job import ChunkJob, ChunkJobError, ChunkRef
 from chunk_job.errors import (
     ChunkTooLargeError,
     ChunkTooLongError,
@@ -32,6 +32,7 @@ from chunk_job.errors import (
     TransientChunkError,
 )
 from server import responses
+from server.chunk_jobs import server_chunk_job
 from server.dependencies import Authorized, RuntimeDep
 from server.errors import (
     ApiError,
@@ -48,7 +49,6 @@ from server.schemas import ErrorOut, S3TranscriptionOut, SegmentOut, TranscribeS
 from server.transcription import transcribe
 from transcript_contracts.keys import S3Location, parse_s3_uri
 from transcript_contracts.models import ChunkTranscript
-from transcript_store import TranscriptStore
 
 router = APIRouter(dependencies=[Authorized])
 
@@ -81,19 +81,7 @@ def api_error(exc: ChunkJobError) -> ApiError:
 
 
 def direct_job(rt: Runtime) -> ChunkJob:
-    settings = rt.settings
-    return ChunkJob(
-        s3=rt.s3,
-        store=TranscriptStore(rt.s3),
-        layout=settings.layout,
-        limits=Limits(
-            settings.max_download_bytes, settings.max_audio_seconds, settings.fetch_timeout_s
-        ),
-        transcribed_by="server-direct",
-        default_language=settings.language,
-        model_version=rt.model_version,
-        word_timestamps=settings.word_timestamps,
-    )
+    return server_chunk_job(rt, "server-direct")
 
 
 def _allowed(location: S3Location, allowed: list[str], what: str) -> None:
